@@ -1,0 +1,134 @@
+"""Channels, identity keys and the rules that turn a (channel, senderId) into one key."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from domain.errors import BlockedIdentifier, ValidationFailed
+from domain.properties import normalise_email, normalise_phone
+
+MAX_IDENTIFIER_LENGTH = 256
+
+_BLOCKED = frozenset(
+    {"null", "undefined", "anonymous", "none", "nan", "0", "-1", "[object object]", "nil"}
+)
+_ALL_ZEROS = re.compile(r"^[+\s().-]*0[0\s().-]*$")
+
+
+class Channel(StrEnum):
+    """Where a message came from."""
+
+    WEB = "WEB"
+    WHATSAPP = "WHATSAPP"
+    SMS = "SMS"
+    VOICE = "VOICE"
+    EMAIL = "EMAIL"
+    MESSENGER = "MESSENGER"
+    INSTAGRAM = "INSTAGRAM"
+    API = "API"
+
+
+class IdentityType(StrEnum):
+    """What an identity key's value is. Phone keys are shared by WhatsApp, SMS and voice."""
+
+    PHONE = "PHONE"
+    EMAIL = "EMAIL"
+    VISITOR = "VISITOR"
+    MESSENGER = "MESSENGER"
+    INSTAGRAM = "INSTAGRAM"
+    API = "API"
+    USER_ID = "USER_ID"
+
+
+_TYPE_OF_CHANNEL = {
+    Channel.WEB: IdentityType.VISITOR,
+    Channel.WHATSAPP: IdentityType.PHONE,
+    Channel.SMS: IdentityType.PHONE,
+    Channel.VOICE: IdentityType.PHONE,
+    Channel.EMAIL: IdentityType.EMAIL,
+    Channel.MESSENGER: IdentityType.MESSENGER,
+    Channel.INSTAGRAM: IdentityType.INSTAGRAM,
+    Channel.API: IdentityType.API,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityKey:
+    """One identifier of a person: its type and normalised value. It belongs to one profile."""
+
+    type: IdentityType
+    value: str
+
+    def storage_id(self, tenant: str) -> str:
+        return f"{tenant}|{self.type.value}|{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An identity key as bound to a profile, with the channels it was seen on."""
+
+    key: IdentityKey
+    profile_id: str
+    channels: tuple[Channel, ...]
+
+
+def check_not_blocked(value: str, *, field: str) -> None:
+    """Refuse placeholder values that bots send when they do not know the identifier."""
+    folded = value.strip().lower()
+    if not folded or folded in _BLOCKED or _ALL_ZEROS.match(folded):
+        raise BlockedIdentifier(
+            f"{field} {value[:40]!r} is a placeholder value and cannot identify anyone",
+            field=field,
+        )
+
+
+def identity_key(channel: Channel, sender_id: str) -> IdentityKey:
+    """The key a sender of a channel is known by; WhatsApp, SMS and voice share phone keys."""
+    if len(sender_id) > MAX_IDENTIFIER_LENGTH:
+        raise ValidationFailed(
+            f"senderId is longer than {MAX_IDENTIFIER_LENGTH} characters", field="senderId"
+        )
+    check_not_blocked(sender_id, field="senderId")
+    kind = _TYPE_OF_CHANNEL[channel]
+    if kind is IdentityType.PHONE:
+        phone = normalise_phone(sender_id)
+        if phone is None:
+            raise ValidationFailed(
+                f"senderId of a {channel.value} message must be a phone number with its "
+                "country code, valid for that country",
+                field="senderId",
+            )
+        check_not_blocked(phone, field="senderId")
+        return IdentityKey(kind, phone)
+    if kind is IdentityType.EMAIL:
+        email = normalise_email(sender_id)
+        if email is None:
+            raise ValidationFailed(
+                "senderId of an EMAIL message must be a valid email address", field="senderId"
+            )
+        return IdentityKey(kind, email)
+    if any(ch.isspace() or ch == "|" for ch in sender_id):
+        raise ValidationFailed(
+            "senderId must not contain white space or '|'", field="senderId"
+        )
+    return IdentityKey(kind, sender_id)
+
+
+def user_id_key(user_id: str) -> IdentityKey:
+    """The key that makes a userId unique within a tenant."""
+    return IdentityKey(IdentityType.USER_ID, user_id)
+
+
+def check_user_id(user_id: str) -> str:
+    if len(user_id) > MAX_IDENTIFIER_LENGTH:
+        raise ValidationFailed(
+            f"userId is longer than {MAX_IDENTIFIER_LENGTH} characters", field="userId"
+        )
+    check_not_blocked(user_id, field="userId")
+    if user_id != user_id.strip():
+        raise ValidationFailed("userId must not start or end with white space", field="userId")
+    if "|" in user_id:
+        raise ValidationFailed("userId must not contain '|'", field="userId")
+    return user_id

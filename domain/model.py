@@ -1,0 +1,99 @@
+"""The profile and the records it carries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class MergeTrigger(StrEnum):
+    """Why a merge happened."""
+
+    IDENTIFY = "IDENTIFY"
+    MANUAL = "MANUAL"
+
+
+@dataclass(frozen=True, slots=True)
+class MergeClaim:
+    """The mark a merge puts on its source before anything moves."""
+
+    merge_id: str
+    target_id: str
+    at: datetime
+    trigger: MergeTrigger
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRecord:
+    """A merge as the survivor remembers it, with what an undo would need."""
+
+    merge_id: str
+    source_id: str
+    at: datetime
+    trigger: MergeTrigger
+    actor: str
+    source_user_id: str | None = None
+    source_properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """How often and when a profile did one kind of event."""
+
+    name: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One person as the service knows them, or the redirect a merge left behind."""
+
+    id: str
+    tenant: str
+    user_id: str | None
+    properties: Mapping[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    events: tuple[EventSummary, ...] = ()
+    merge_history: tuple[MergeRecord, ...] = ()
+    merged_into: str | None = None
+    merging: MergeClaim | None = None
+    # Set when the profile was read through an id that was merged into it.
+    redirected_from: str | None = None
+
+    @property
+    def identified(self) -> bool:
+        return self.user_id is not None
+
+    @property
+    def active(self) -> bool:
+        return self.merged_into is None and self.merging is None
+
+    @property
+    def tags(self) -> list[str]:
+        tags = self.properties.get("tags")
+        return list(tags) if isinstance(tags, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange:
+    """An agent's edit: values to set, names to unset, tags to add and remove."""
+
+    set: Mapping[str, Any] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureWrite:
+    """What one capture writes: values that replace, and auto-captured values that only fill."""
+
+    set: Mapping[str, Any]
+    fill: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,145 @@
+"""What the use cases need from the outside world, in the domain's words."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from domain.identity import Channel, Identity, IdentityKey
+from domain.merge import MergePlan
+from domain.model import CaptureWrite, MergeClaim, MergeRecord, Profile, ProfileChange
+from domain.properties import PropertyDefinition
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """What an IP address tells about where someone is."""
+
+    country: str | None = None
+    timezone: str | None = None
+    city: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+class GeoLookup(Protocol):
+    def locate(self, ip: str) -> Location | None: ...
+
+
+class FoldOutcome(StrEnum):
+    APPLIED = "APPLIED"
+    ALREADY_APPLIED = "ALREADY_APPLIED"
+    TARGET_INACTIVE = "TARGET_INACTIVE"
+
+
+class ProfileStore(Protocol):
+    """Profiles, identity keys and property definitions; every race is decided by one write."""
+
+    # identity keys
+    async def find_identity(self, tenant: str, key: IdentityKey) -> Identity | None: ...
+
+    async def claim_identity(
+        self,
+        tenant: str,
+        key: IdentityKey,
+        profile_id: str,
+        channel: Channel | None,
+        now: datetime,
+    ) -> Identity:
+        """Bind the key to the profile unless it is bound already; return the binding."""
+        ...
+
+    async def add_identity_channel(
+        self, tenant: str, key: IdentityKey, channel: Channel
+    ) -> None: ...
+
+    async def release_identity(self, tenant: str, key: IdentityKey, profile_id: str) -> None:
+        """Remove the key only while it is still bound to that profile."""
+        ...
+
+    async def rebind_identity(
+        self, tenant: str, key: IdentityKey, from_profile: str, to_profile: str
+    ) -> bool:
+        """Move the key only while it is still bound to from_profile."""
+        ...
+
+    async def repoint_identities(self, tenant: str, from_profile: str, to_profile: str) -> None: ...
+
+    async def identities_of(
+        self, tenant: str, profile_ids: Sequence[str]
+    ) -> Mapping[str, list[Identity]]: ...
+
+    # profiles
+    async def get_profile(self, tenant: str, profile_id: str) -> Profile | None: ...
+
+    async def get_profiles(self, tenant: str, profile_ids: Sequence[str]) -> list[Profile]: ...
+
+    async def write_capture(
+        self, tenant: str, profile_id: str, write: CaptureWrite, now: datetime
+    ) -> Profile | None:
+        """Apply a capture to an active profile, creating it if missing; None if it is merged."""
+        ...
+
+    async def set_user_id(
+        self,
+        tenant: str,
+        profile_id: str,
+        user_id: str,
+        values: Mapping[str, Any],
+        now: datetime,
+    ) -> Profile | None:
+        """Give an active, unidentified profile its userId; None if it is not such a profile."""
+        ...
+
+    async def create_identified(
+        self, tenant: str, profile_id: str, user_id: str, now: datetime
+    ) -> Profile:
+        """Create an empty identified profile; a repeat with the same id returns it."""
+        ...
+
+    async def update_profile(
+        self, tenant: str, profile_id: str, change: ProfileChange, now: datetime
+    ) -> Profile | None: ...
+
+    async def list_profiles(
+        self, tenant: str, after: str | None, limit: int
+    ) -> list[Profile]: ...
+
+    # merges
+    async def claim_merge_source(
+        self, tenant: str, source_id: str, claim: MergeClaim, *, unidentified_only: bool
+    ) -> Profile | None:
+        """Mark an active profile as merging into the claim's target; None if it is not active."""
+        ...
+
+    async def fold_merge(
+        self, tenant: str, target_id: str, plan: MergePlan, record: MergeRecord, now: datetime
+    ) -> FoldOutcome:
+        """Apply the plan to the target once per merge id."""
+        ...
+
+    async def retire_source(
+        self, tenant: str, source_id: str, merge_id: str, target_id: str, now: datetime
+    ) -> None: ...
+
+    async def release_merge_claim(self, tenant: str, source_id: str, merge_id: str) -> None: ...
+
+    async def merging_profiles(
+        self, tenant: str | None, claimed_before: datetime, limit: int
+    ) -> list[Profile]: ...
+
+    # property definitions
+    async def definitions(self, tenant: str) -> list[PropertyDefinition]: ...
+
+    async def insert_definition(
+        self, tenant: str, definition: PropertyDefinition
+    ) -> PropertyDefinition:
+        """Store a new definition; if the name exists, return the stored one unchanged."""
+        ...

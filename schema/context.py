@@ -1,0 +1,34 @@
+"""The per-request context every resolver receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+from domain.access import Principal
+from domain.identity import Identity
+from domain.services import ProfileService
+
+
+@dataclass(slots=True)
+class Loaders:
+    """DataLoaders built per request, so a page of profiles costs one query per kind of data."""
+
+    identities: DataLoader[str, list[Identity]]
+
+
+@dataclass(slots=True)
+class Context:
+    """Who is asking, the services to ask, and the request's loaders."""
+
+    principal: Principal | None
+    services: ProfileService
+    loaders: Loaders
+    request: Any = None
+    response: Any = None
+
+
+Info = strawberry.Info[Context, None]

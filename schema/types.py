@@ -1,0 +1,331 @@
+"""GraphQL output types, each built from a domain object with `from_domain`."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any, Self
+
+import strawberry
+
+from domain import model
+from domain.identity import Identity as DomainIdentity
+from domain.properties import PropertyDefinition as DomainPropertyDefinition
+from schema.context import Info
+from schema.enums import Channel, IdentifyOutcome, IdentityType, MergeTrigger, PropertyType
+from schema.scalars import JSON, json_values
+
+
+@strawberry.type(description="One identifier of a person and the channels it was seen on")
+class Identity:
+    type: IdentityType
+    value: str
+    channels: list[Channel]
+
+    @classmethod
+    def from_domain(cls, identity: DomainIdentity) -> Self:
+        return cls(
+            type=identity.key.type, value=identity.key.value, channels=list(identity.channels)
+        )
+
+
+@strawberry.type(description="How often and when a profile did one kind of event")
+class EventSummary:
+    name: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+    @classmethod
+    def from_domain(cls, summary: model.EventSummary) -> Self:
+        return cls(
+            name=summary.name,
+            count=summary.count,
+            first_seen=summary.first_seen,
+            last_seen=summary.last_seen,
+        )
+
+
+@strawberry.type(description="A merge the profile survived")
+class MergeHistoryEntry:
+    source_id: strawberry.ID
+    at: datetime
+    trigger: MergeTrigger
+    actor: str
+
+    @classmethod
+    def from_domain(cls, record: model.MergeRecord) -> Self:
+        return cls(
+            source_id=strawberry.ID(record.source_id),
+            at=record.at,
+            trigger=record.trigger,
+            actor=record.actor,
+        )
+
+
+@strawberry.type(description="What an agent needs to recognise and contact the person")
+class ContactCard:
+    display_name: str | None
+    user_id: str | None
+    phone: str | None
+    email: str | None
+    complete: bool = strawberry.field(
+        description="firstName and a phone or an email are present"
+    )
+
+
+def _text(values: dict[str, Any], name: str) -> str | None:
+    value = values.get(name)
+    return value if isinstance(value, str) else None
+
+
+@strawberry.type(description="A customer profile")
+class Profile:
+    _profile: strawberry.Private[model.Profile]
+
+    @classmethod
+    def from_domain(cls, profile: model.Profile) -> Self:
+        return cls(_profile=profile)
+
+    @property
+    def _values(self) -> dict[str, Any]:
+        return dict(self._profile.properties)
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self._profile.id)
+
+    @strawberry.field
+    def user_id(self) -> str | None:
+        return self._profile.user_id
+
+    @strawberry.field(description="True once the profile has a userId")
+    def identified(self) -> bool:
+        return self._profile.identified
+
+    @strawberry.field(description="Every property value, system and custom, as one object")
+    def properties(self) -> JSON:
+        values = json_values(self._profile.properties)
+        values["userId"] = self._profile.user_id
+        values["createdAt"] = json_values({"t": self._profile.created_at})["t"]
+        values["updatedAt"] = json_values({"t": self._profile.updated_at})["t"]
+        return {k: v for k, v in sorted(values.items()) if v is not None}
+
+    @strawberry.field
+    def first_name(self) -> str | None:
+        return _text(self._values, "firstName")
+
+    @strawberry.field
+    def last_name(self) -> str | None:
+        return _text(self._values, "lastName")
+
+    @strawberry.field
+    def gender(self) -> str | None:
+        return _text(self._values, "gender")
+
+    @strawberry.field
+    def country(self) -> str | None:
+        return _text(self._values, "country")
+
+    @strawberry.field
+    def city(self) -> str | None:
+        return _text(self._values, "city")
+
+    @strawberry.field
+    def ip(self) -> str | None:
+        return _text(self._values, "ip")
+
+    @strawberry.field
+    def latitude(self) -> float | None:
+        value = self._values.get("latitude")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @strawberry.field
+    def longitude(self) -> float | None:
+        value = self._values.get("longitude")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @strawberry.field
+    def language(self) -> str | None:
+        return _text(self._values, "language")
+
+    @strawberry.field
+    def timezone(self) -> str | None:
+        return _text(self._values, "timezone")
+
+    @strawberry.field
+    def email(self) -> str | None:
+        return _text(self._values, "email")
+
+    @strawberry.field
+    def phone(self) -> str | None:
+        return _text(self._values, "phone")
+
+    @strawberry.field
+    def last_channel(self) -> str | None:
+        return _text(self._values, "lastChannel")
+
+    @strawberry.field(description="Date of birth, YYYY-MM-DD")
+    def dob(self) -> str | None:
+        return _text(self._values, "dob")
+
+    @strawberry.field
+    def last_session(self) -> datetime | None:
+        value = self._values.get("lastSession")
+        return value if isinstance(value, datetime) else None
+
+    @strawberry.field
+    def email_optin(self) -> bool | None:
+        value = self._values.get("emailOptin")
+        return value if isinstance(value, bool) else None
+
+    @strawberry.field
+    def sms_optin(self) -> bool | None:
+        value = self._values.get("smsOptin")
+        return value if isinstance(value, bool) else None
+
+    @strawberry.field
+    def whats_app_optin(self) -> bool | None:
+        value = self._values.get("whatsAppOptin")
+        return value if isinstance(value, bool) else None
+
+    @strawberry.field
+    def tags(self) -> list[str]:
+        return self._profile.tags
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self._profile.created_at
+
+    @strawberry.field
+    def updated_at(self) -> datetime:
+        return self._profile.updated_at
+
+    @strawberry.field(description="Identity keys bound to this profile")
+    async def identities(self, info: Info) -> list[Identity]:
+        found = await info.context.loaders.identities.load(self._profile.id)
+        return [Identity.from_domain(i) for i in found]
+
+    @strawberry.field(description="Per-event first time, last time and count")
+    def events(self) -> list[EventSummary]:
+        return [EventSummary.from_domain(e) for e in self._profile.events]
+
+    @strawberry.field(description="Merges this profile survived, oldest first")
+    def merge_history(self) -> list[MergeHistoryEntry]:
+        return [MergeHistoryEntry.from_domain(r) for r in self._profile.merge_history]
+
+    @strawberry.field(description="Ids of the profiles merged into this one")
+    def merged_from(self) -> list[strawberry.ID]:
+        return [strawberry.ID(r.source_id) for r in self._profile.merge_history]
+
+    @strawberry.field(
+        description="When this profile was read through an id that was merged away: "
+        "this profile's id (the survivor); otherwise null"
+    )
+    def merged_into(self) -> strawberry.ID | None:
+        if self._profile.redirected_from is None:
+            return None
+        return strawberry.ID(self._profile.id)
+
+    @strawberry.field(description="The merged-away id this profile was read through, if any")
+    def requested_id(self) -> strawberry.ID | None:
+        redirected = self._profile.redirected_from
+        return strawberry.ID(redirected) if redirected else None
+
+    @strawberry.field
+    def contact_card(self) -> ContactCard:
+        values = self._values
+        first, last = _text(values, "firstName"), _text(values, "lastName")
+        phone, email = _text(values, "phone"), _text(values, "email")
+        name = " ".join(p for p in (first, last) if p) or None
+        return ContactCard(
+            display_name=name or self._profile.user_id or phone or email,
+            user_id=self._profile.user_id,
+            phone=phone,
+            email=email,
+            complete=bool(first and (phone or email)),
+        )
+
+
+@strawberry.type(description="A property's name and type")
+class PropertyDefinition:
+    name: str
+    type: PropertyType
+    description: str
+    system: bool
+    created_at: datetime | None
+
+    @classmethod
+    def from_domain(cls, definition: DomainPropertyDefinition) -> Self:
+        return cls(
+            name=definition.name,
+            type=definition.type,
+            description=definition.description,
+            system=definition.system,
+            created_at=definition.created_at,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class ProfileEdge:
+    node: Profile
+    cursor: str
+
+
+@strawberry.type
+class ProfileConnection:
+    edges: list[ProfileEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def from_page(cls, profiles: list[model.Profile], has_next: bool, after: bool) -> Self:
+        edges = [ProfileEdge(node=Profile.from_domain(p), cursor=encode_cursor(p.id)) for p in profiles]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=has_next,
+                has_previous_page=after,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+@strawberry.type
+class CapturePayload:
+    profile: Profile
+    created: bool = strawberry.field(description="True when this call created the profile")
+
+
+@strawberry.type
+class IdentifyPayload:
+    profile: Profile
+    outcome: IdentifyOutcome
+    merged_profile_id: strawberry.ID | None = strawberry.field(
+        description="The id that was merged into `profile` (outcome MERGED)"
+    )
+
+
+_CURSOR_PREFIX = "profile:"
+
+
+def encode_cursor(profile_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{profile_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str | None:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except ValueError:
+        return None
+    if not text.startswith(_CURSOR_PREFIX):
+        return None
+    return text.removeprefix(_CURSOR_PREFIX)

@@ -1,0 +1,194 @@
+"""The Starlette application: lifespan (database, engine, keys), /graphql and health routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.monitoring import CommandListener
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+from strawberry.extensions import DisableIntrospection
+
+from domain.access import Role
+from domain.ports import GeoLookup
+from domain.services import ProfileService
+from resolvers.context import build_context
+from resolvers.root import build_schema
+from schema.context import Context
+from server.auth import Authenticator, key_from_headers
+from server.config import Settings
+from server.geo import GeoIP
+from store.client import open_client, ping
+from store.embedded import EmbeddedMongo
+from store.indexes import ensure_indexes
+from store.keys import KeyStore, generate_key
+from store.mongo import MongoProfileStore
+
+log = logging.getLogger("profile360")
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """What the lifespan opens and the routes use."""
+
+    client: Any
+    services: ProfileService
+    auth: Authenticator
+    keys: KeyStore
+
+
+class _GraphQL(GraphQL[Context, None]):
+    def __init__(self, runtime: _RuntimeHolder, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._runtime = runtime
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        runtime = self._runtime.get()
+        principal = await runtime.auth.principal(key_from_headers(request.headers))
+        return build_context(principal, runtime.services, request, response)
+
+
+class _RuntimeHolder:
+    def __init__(self) -> None:
+        self.value: Runtime | None = None
+
+    def get(self) -> Runtime:
+        if self.value is None:
+            raise RuntimeError("the application has not started")
+        return self.value
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    listeners: Sequence[CommandListener] = (),
+    geo: GeoLookup | None = None,
+) -> Starlette:
+    settings = settings or Settings.from_env()
+    holder = _RuntimeHolder()
+    extensions: list[Any] = []
+    if not settings.introspection_enabled:
+        extensions.append(DisableIntrospection)
+    graphql = _GraphQL(
+        holder,
+        schema=build_schema(extensions),
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with _open_runtime(settings, listeners, geo) as runtime:
+            holder.value = runtime
+            yield
+            holder.value = None
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        ready = await ping(holder.get().client)
+        return JSONResponse({"database": "ok" if ready else "unreachable"}, 200 if ready else 503)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _open_runtime(
+    settings: Settings, listeners: Sequence[CommandListener], geo: GeoLookup | None
+) -> AsyncIterator[Runtime]:
+    engine: EmbeddedMongo | None = None
+    uri = settings.mongodb_uri
+    if uri is None:
+        engine = EmbeddedMongo(settings.sqlite_path)
+        uri = await asyncio.to_thread(engine.start)
+        settings.engine_uri_path.write_text(uri)
+        log.warning(
+            "Using the embedded engine (mongoeco, SQLite at %s): fine for development, slow past "
+            "a few thousand profiles. Set MONGODB_URI to use a real MongoDB.",
+            settings.sqlite_path,
+        )
+    client = open_client(uri, listeners)
+    geo_lookup = geo or await asyncio.to_thread(GeoIP, settings.geoip_db)
+    recovery: asyncio.Task[None] | None = None
+    try:
+        db = client[settings.mongodb_db]
+        await ensure_indexes(db)
+        store = MongoProfileStore(db)
+        keys = KeyStore(db)
+        clock = SystemClock()
+        services = ProfileService(store, clock, geo_lookup)
+        await _seed_keys(settings, keys, clock.now())
+        await services.merger.recover()
+        recovery = asyncio.create_task(_recover_periodically(services, settings))
+        yield Runtime(
+            client=client,
+            services=services,
+            auth=Authenticator(keys, settings.key_cache_seconds),
+            keys=keys,
+        )
+    finally:
+        if recovery is not None:
+            recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery
+        client.close()
+        if isinstance(geo_lookup, GeoIP):
+            geo_lookup.close()
+        if engine is not None:
+            settings.engine_uri_path.unlink(missing_ok=True)
+            await asyncio.to_thread(engine.stop)
+
+
+async def _recover_periodically(services: ProfileService, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.recovery_interval_seconds)
+        try:
+            # Only merges idle for a while: a live one is being finished by its own caller.
+            await services.merger.recover(older_than_seconds=30)
+        except Exception:
+            log.exception("merge recovery failed; will try again")
+
+
+async def _seed_keys(settings: Settings, keys: KeyStore, now: datetime) -> None:
+    if settings.bootstrap_tenant and settings.bootstrap_api_key:
+        await keys.ensure(
+            settings.bootstrap_api_key, settings.bootstrap_tenant, Role.ADMIN, "bootstrap", now
+        )
+    if settings.embedded and not settings.production:
+        path = settings.dev_key_path
+        if path.exists():
+            secret = path.read_text().strip()
+        else:
+            secret = generate_key()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secret + "\n")
+            path.chmod(0o600)
+        await keys.ensure(secret, settings.dev_tenant, Role.ADMIN, "development", now)
+        print(
+            f"\nprofile360 is up: GraphiQL at http://{settings.host}:{settings.port}/graphql\n"
+            f"Development API key (tenant '{settings.dev_tenant}', role admin, kept in {path}):\n"
+            f"  {secret}\n"
+            "Add it in GraphiQL's headers as {\"Authorization\": \"Bearer <key>\"}.\n",
+            flush=True,
+        )

@@ -1,0 +1,129 @@
+"""Command line: serve the API, manage API keys, finish interrupted merges."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.access import Role, check_tenant
+from domain.errors import DomainError
+from server.config import Settings
+from store.client import open_client, ping
+from store.embedded import EmbeddedMongo
+from store.indexes import ensure_indexes
+from store.keys import KeyStore
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description="profile360")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the API (the default)")
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command")
+    create = keys.add_parser("create", help="create a key and print it once")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    revoke = keys.add_parser("revoke", help="revoke a key by its id (see 'keys list')")
+    revoke.add_argument("key_id")
+    listing = keys.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant")
+    sub.add_parser("recover", help="finish merges left half-done by a crash")
+    args = parser.parse_args(argv)
+
+    if args.command in (None, "serve"):
+        return _serve()
+    if args.command == "keys" and args.keys_command is None:
+        parser.parse_args(["keys", "--help"])
+    try:
+        return asyncio.run(_run(args))
+    except DomainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve() -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="info"
+    )
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Any]:
+    """The configured database; with the embedded engine, the running server's if there is one."""
+    engine: EmbeddedMongo | None = None
+    uri = settings.mongodb_uri
+    if uri is None and settings.engine_uri_path.exists():
+        candidate = settings.engine_uri_path.read_text().strip()
+        probe = open_client(candidate)
+        if await ping(probe):
+            uri = candidate
+        probe.close()
+    if uri is None:
+        engine = EmbeddedMongo(settings.sqlite_path)
+        uri = await asyncio.to_thread(engine.start)
+    client = open_client(uri)
+    try:
+        db = client[settings.mongodb_db]
+        await ensure_indexes(db)
+        yield db
+    finally:
+        client.close()
+        if engine is not None:
+            await asyncio.to_thread(engine.stop)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    now = datetime.now(UTC)
+    async with _database(settings) as db:
+        keys = KeyStore(db)
+        if args.command == "recover":
+            return await _recover(db)
+        if args.keys_command == "create":
+            key, secret = await keys.create(
+                check_tenant(args.tenant), Role(args.role), args.name, now
+            )
+            print(f"created key {key.key_id} for tenant {key.tenant} (role {key.role.value})")
+            print(secret)
+            return 0
+        if args.keys_command == "revoke":
+            if await keys.revoke(args.key_id, now):
+                print(f"revoked {args.key_id}")
+                return 0
+            print(f"error: no active key with id {args.key_id}", file=sys.stderr)
+            return 1
+        for key in await keys.list(args.tenant):
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            print(
+                f"{key.key_id}  {key.tenant:<16} {key.role.value:<7} {state:<18} "
+                f"{key.created_at:%Y-%m-%d %H:%M}  {key.name}"
+            )
+        return 0
+
+
+async def _recover(db: Any) -> int:
+    from domain.services import ProfileService
+    from server.app import SystemClock
+    from store.mongo import MongoProfileStore
+
+    class _NoGeo:
+        def locate(self, ip: str) -> None:
+            return None
+
+    services = ProfileService(MongoProfileStore(db), SystemClock(), _NoGeo())
+    finished = await services.merger.recover()
+    print(f"finished {finished} interrupted merge(s)")
+    return 0

@@ -1,0 +1,120 @@
+"""Conversions between MongoDB documents and domain objects. Raw documents stop here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.identity import Channel, Identity, IdentityKey, IdentityType
+from domain.model import EventSummary, MergeClaim, MergeRecord, MergeTrigger, Profile
+from domain.properties import PropertyDefinition, PropertyType
+
+Document = Mapping[str, Any]
+
+
+def utc(value: datetime) -> datetime:
+    """Datetimes come back naive (UTC) unless the client is tz-aware; make them aware."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _props(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    # A value of null means absent: some engines write null where MongoDB leaves a gap.
+    if not raw:
+        return {}
+    return {k: (utc(v) if isinstance(v, datetime) else v) for k, v in raw.items() if v is not None}
+
+
+def claim_from_doc(raw: Mapping[str, Any] | None) -> MergeClaim | None:
+    if not raw:
+        return None
+    return MergeClaim(
+        merge_id=raw["mergeId"],
+        target_id=raw["target"],
+        at=utc(raw["at"]),
+        trigger=MergeTrigger(raw["trigger"]),
+        actor=raw["actor"],
+    )
+
+
+def claim_to_doc(claim: MergeClaim) -> dict[str, Any]:
+    return {
+        "mergeId": claim.merge_id,
+        "target": claim.target_id,
+        "at": claim.at,
+        "trigger": claim.trigger.value,
+        "actor": claim.actor,
+    }
+
+
+def record_to_doc(record: MergeRecord) -> dict[str, Any]:
+    return {
+        "mergeId": record.merge_id,
+        "sourceId": record.source_id,
+        "at": record.at,
+        "trigger": record.trigger.value,
+        "actor": record.actor,
+        "sourceUserId": record.source_user_id,
+        "sourceProperties": dict(record.source_properties),
+    }
+
+
+def _record_from_doc(raw: Mapping[str, Any]) -> MergeRecord:
+    return MergeRecord(
+        merge_id=raw["mergeId"],
+        source_id=raw["sourceId"],
+        at=utc(raw["at"]),
+        trigger=MergeTrigger(raw["trigger"]),
+        actor=raw.get("actor") or "",
+        source_user_id=raw.get("sourceUserId"),
+        source_properties=_props(raw.get("sourceProperties")),
+    )
+
+
+def _events(raw: Mapping[str, Any] | None) -> tuple[EventSummary, ...]:
+    if not raw:
+        return ()
+    return tuple(
+        EventSummary(
+            name=name,
+            count=int(summary["count"]),
+            first_seen=utc(summary["first"]),
+            last_seen=utc(summary["last"]),
+        )
+        for name, summary in sorted(raw.items())
+        if summary
+    )
+
+
+def profile_from_doc(doc: Document) -> Profile:
+    return Profile(
+        id=doc["_id"],
+        tenant=doc["tenant"],
+        user_id=doc.get("userId"),
+        properties=_props(doc.get("props")),
+        created_at=utc(doc.get("createdAt") or doc.get("updatedAt") or datetime.now(UTC)),
+        updated_at=utc(doc.get("updatedAt") or doc.get("createdAt") or datetime.now(UTC)),
+        events=_events(doc.get("events")),
+        merge_history=tuple(_record_from_doc(r) for r in doc.get("mergeHistory") or ()),
+        merged_into=doc.get("mergedInto"),
+        merging=claim_from_doc(doc.get("merging")),
+    )
+
+
+def identity_from_doc(doc: Document) -> Identity:
+    return Identity(
+        key=IdentityKey(IdentityType(doc["type"]), doc["value"]),
+        profile_id=doc["profileId"],
+        channels=tuple(Channel(c) for c in doc.get("channels") or ()),
+    )
+
+
+def definition_from_doc(doc: Document) -> PropertyDefinition:
+    created = doc.get("createdAt")
+    return PropertyDefinition(
+        name=doc["name"],
+        type=PropertyType(doc["type"]),
+        description=doc.get("description") or "",
+        system=False,
+        created_at=utc(created) if created else None,
+    )

@@ -1,0 +1,31 @@
+"""Every index the service uses, declared in one place and created at start-up.
+
+None of them is unique: uniqueness is carried by `_id`s, which a sharded cluster enforces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "profiles": [
+        IndexModel([("tenant", ASCENDING), ("_id", ASCENDING)], name="tenant_id"),
+        IndexModel([("merging.at", ASCENDING)], name="merging_at", sparse=True),
+    ],
+    "identities": [
+        IndexModel([("tenant", ASCENDING), ("profileId", ASCENDING)], name="tenant_profile"),
+    ],
+    "property_definitions": [
+        IndexModel([("tenant", ASCENDING), ("name", ASCENDING)], name="tenant_name"),
+    ],
+    "api_keys": [
+        IndexModel([("tenant", ASCENDING), ("keyId", ASCENDING)], name="tenant_key"),
+    ],
+}
+
+
+async def ensure_indexes(db: Any) -> None:
+    for collection, models in INDEXES.items():
+        await db[collection].create_indexes(models)

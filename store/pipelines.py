@@ -1,0 +1,113 @@
+"""Update pipelines that apply a rule atomically inside one document write.
+
+Every client value is wrapped in `$literal`, so a string such as "$x" is never read as a field
+path. Absent and null are treated alike: a null read back means absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from domain.merge import LOCATION_PAIR, MergePlan
+from domain.model import CaptureWrite, MergeRecord, ProfileChange
+from store.documents import record_to_doc
+
+Stage = dict[str, Any]
+
+
+def lit(value: Any) -> dict[str, Any]:
+    return {"$literal": value}
+
+
+def _field(name: str) -> str:
+    return f"$props.{name}"
+
+
+def _present(name: str) -> dict[str, Any]:
+    return {"$ne": [{"$ifNull": [_field(name), None]}, None]}
+
+
+def _fill(name: str, value: Any) -> dict[str, Any]:
+    return {"$ifNull": [_field(name), lit(value)]}
+
+
+def _list(name: str) -> dict[str, Any]:
+    return {"$ifNull": [_field(name), []]}
+
+
+def _union(name: str, values: Sequence[Any]) -> dict[str, Any]:
+    """Current items in their order, then the new ones that are not there yet."""
+    return {
+        "$concatArrays": [
+            _list(name),
+            {
+                "$filter": {
+                    "input": lit(list(values)),
+                    "as": "item",
+                    "cond": {"$eq": [{"$in": ["$$item", _list(name)]}, False]},
+                }
+            },
+        ]
+    }
+
+
+def capture_pipeline(tenant: str, write: CaptureWrite, now: datetime) -> list[Stage]:
+    stage: Stage = {f"props.{k}": lit(v) for k, v in write.set.items()}
+    stage.update({f"props.{k}": _fill(k, v) for k, v in write.fill.items()})
+    stage.update(
+        {
+            "tenant": lit(tenant),
+            "createdAt": {"$ifNull": ["$createdAt", lit(now)]},
+            "updatedAt": lit(now),
+        }
+    )
+    return [{"$set": stage}]
+
+
+def change_pipeline(change: ProfileChange, now: datetime) -> list[Stage]:
+    stage: Stage = {f"props.{k}": lit(v) for k, v in change.set.items()}
+    if change.add_tags or change.remove_tags:
+        tags: Any = _union("tags", change.add_tags) if change.add_tags else _list("tags")
+        if change.remove_tags:
+            tags = {
+                "$filter": {
+                    "input": tags,
+                    "as": "tag",
+                    "cond": {"$eq": [{"$in": ["$$tag", lit(list(change.remove_tags))]}, False]},
+                }
+            }
+        stage["props.tags"] = tags
+    stage["updatedAt"] = lit(now)
+    stages: list[Stage] = [{"$set": stage}]
+    if change.unset:
+        stages.append({"$unset": [f"props.{name}" for name in change.unset]})
+    return stages
+
+
+def fold_pipeline(plan: MergePlan, record: MergeRecord, now: datetime) -> list[Stage]:
+    stage: Stage = {f"props.{k}": _fill(k, v) for k, v in plan.fill.items()}
+    stage.update({f"props.{k}": _union(k, v) for k, v in plan.union.items()})
+    if plan.location:
+        has_location = {"$or": [_present(n) for n in LOCATION_PAIR]}
+        for name, value in plan.location.items():
+            stage[f"props.{name}"] = {"$cond": [has_location, _field(name), lit(value)]}
+    for event in plan.events:
+        base = f"events.{event.name}"
+        stage[f"{base}.count"] = {"$add": [{"$ifNull": [f"${base}.count", 0]}, event.count]}
+        stage[f"{base}.first"] = {
+            "$min": [{"$ifNull": [f"${base}.first", lit(event.first_seen)]}, lit(event.first_seen)]
+        }
+        stage[f"{base}.last"] = {
+            "$max": [{"$ifNull": [f"${base}.last", lit(event.last_seen)]}, lit(event.last_seen)]
+        }
+    stage["mergeHistory"] = {
+        "$concatArrays": [{"$ifNull": ["$mergeHistory", []]}, lit([record_to_doc(record)])]
+    }
+    stage["updatedAt"] = lit(now)
+    return [{"$set": stage}]
+
+
+def values_update(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"props.{k}": v for k, v in values.items()}
