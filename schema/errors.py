@@ -17,15 +17,15 @@ log = logging.getLogger("profile360.errors")
 
 def format_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
-    if original is None:
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    if original is None or isinstance(original, GraphQLError):
         # Parse and validation errors of the operation itself: their text is about the query.
         extensions = dict(error.extensions or {})
         extensions.setdefault("code", ErrorCode.VALIDATION_FAILED.value)
         return GraphQLError(
             error.message, error.nodes, error.source, error.positions, error.path, None, extensions
         )
-    if isinstance(original, GraphQLError):
-        return format_error(original) if original.original_error else error
     if isinstance(original, DomainError):
         extensions = {"code": original.code.value}
         if original.field:

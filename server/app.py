@@ -103,7 +103,7 @@ def create_app(
         ready = await ping(holder.get().client)
         return JSONResponse({"database": "ok" if ready else "unreachable"}, 200 if ready else 503)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -111,6 +111,8 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    app.state.runtime = holder
+    return app
 
 
 @contextlib.asynccontextmanager

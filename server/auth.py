@@ -40,3 +40,7 @@ class Authenticator:
             self._cache.clear()
         self._cache[digest] = (now + self._ttl, principal)
         return principal
+
+    def forget(self) -> None:
+        """Drop every remembered answer (what expiry does after `cache_seconds`)."""
+        self._cache.clear()
