@@ -11,7 +11,6 @@ from domain.ports import GeoLookup
 from domain.properties import is_timezone, is_valid_person_name, phone_region
 
 
-
 @dataclass(frozen=True, slots=True)
 class CaptureContext:
     """What the bot knows about the message besides its properties."""

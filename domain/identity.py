@@ -110,9 +110,7 @@ def identity_key(channel: Channel, sender_id: str) -> IdentityKey:
             )
         return IdentityKey(kind, email)
     if any(ch.isspace() or ch == "|" for ch in sender_id):
-        raise ValidationFailed(
-            "senderId must not contain white space or '|'", field="senderId"
-        )
+        raise ValidationFailed("senderId must not contain white space or '|'", field="senderId")
     return IdentityKey(kind, sender_id)
 
 

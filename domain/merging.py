@@ -11,12 +11,21 @@ half-done by a crash completes the next time anyone touches it, or when recovery
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from domain.ids import new_id
 from domain.merge import plan_merge
 from domain.model import MergeClaim, MergeRecord, MergeTrigger, Profile
 from domain.ports import Clock, FoldOutcome, ProfileStore
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """Where the source went, and the survivor as this call's fold wrote it (if it did)."""
+
+    survivor_id: str
+    survivor: Profile | None
 
 
 class Merger:
@@ -35,8 +44,8 @@ class Merger:
         trigger: MergeTrigger,
         actor: str,
         unidentified_only: bool,
-    ) -> str | None:
-        """The survivor's id, or None when the source or target changed under us."""
+    ) -> MergeResult | None:
+        """The survivor, or None when the source or target changed under us."""
         claim = MergeClaim(
             merge_id=new_id(),
             target_id=target_id,
@@ -51,11 +60,11 @@ class Merger:
             return None
         return await self.finish(claimed)
 
-    async def finish(self, source: Profile) -> str | None:
+    async def finish(self, source: Profile) -> MergeResult | None:
         """Complete the merge claimed on `source`; None if it had to be abandoned."""
         claim = source.merging
         if claim is None:
-            return source.merged_into
+            return MergeResult(source.merged_into, None) if source.merged_into else None
         record = MergeRecord(
             merge_id=claim.merge_id,
             source_id=source.id,
@@ -65,7 +74,7 @@ class Merger:
             source_user_id=source.user_id,
             source_properties=dict(source.properties),
         )
-        outcome = await self._store.fold_merge(
+        outcome, survivor = await self._store.fold_merge(
             source.tenant, claim.target_id, plan_merge(source), record, self._clock.now()
         )
         if outcome is FoldOutcome.TARGET_INACTIVE:
@@ -76,7 +85,7 @@ class Merger:
         await self._store.retire_source(
             source.tenant, source.id, claim.merge_id, claim.target_id, self._clock.now()
         )
-        return claim.target_id
+        return MergeResult(claim.target_id, survivor)
 
     async def recover(self, tenant: str | None = None, *, older_than_seconds: float = 0) -> int:
         """Finish every merge claimed before the cut-off; returns how many were found."""

@@ -108,9 +108,7 @@ class ProfileStore(Protocol):
         self, tenant: str, profile_id: str, change: ProfileChange, now: datetime
     ) -> Profile | None: ...
 
-    async def list_profiles(
-        self, tenant: str, after: str | None, limit: int
-    ) -> list[Profile]: ...
+    async def list_profiles(self, tenant: str, after: str | None, limit: int) -> list[Profile]: ...
 
     # merges
     async def claim_merge_source(
@@ -121,8 +119,8 @@ class ProfileStore(Protocol):
 
     async def fold_merge(
         self, tenant: str, target_id: str, plan: MergePlan, record: MergeRecord, now: datetime
-    ) -> FoldOutcome:
-        """Apply the plan to the target once per merge id."""
+    ) -> tuple[FoldOutcome, Profile | None]:
+        """Apply the plan to the target once per merge id; the target as written, if it was."""
         ...
 
     async def retire_source(

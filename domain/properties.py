@@ -49,7 +49,7 @@ class PropertyType(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PropertyDefinition:
-    """A property's name and type; system properties are predefined, custom ones are defined once."""
+    """A property's name and type: system ones are predefined, custom ones defined once."""
 
     name: str
     type: PropertyType

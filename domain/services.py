@@ -216,7 +216,7 @@ class ProfileService:
         if existing.id == current.id:
             profile = await self._apply(tenant, existing, values)
             return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
-        survivor_id = await self.merger.merge(
+        merged = await self.merger.merge(
             tenant,
             current.id,
             existing.id,
@@ -224,9 +224,9 @@ class ProfileService:
             actor=actor,
             unidentified_only=True,
         )
-        if survivor_id is None:
+        if merged is None:
             return None
-        survivor = await self._active(tenant, survivor_id)
+        survivor = merged.survivor or await self._active(tenant, merged.survivor_id)
         if survivor is None:
             return None
         profile = await self._apply(tenant, survivor, values)
@@ -245,9 +245,7 @@ class ProfileService:
         owner = await self._store.find_identity(tenant, user_key)
         existing = await self._owner(tenant, user_id, owner) if owner is not None else None
         if existing is not None:
-            if not await self._store.rebind_identity(
-                tenant, key, identity.profile_id, existing.id
-            ):
+            if not await self._store.rebind_identity(tenant, key, identity.profile_id, existing.id):
                 return None
             profile = await self._apply(tenant, existing, values)
             return IdentifyResult(profile, IdentifyOutcome.SWITCHED)
@@ -279,9 +277,7 @@ class ProfileService:
         if profile is None:
             if await self._store.get_profile(tenant, binding.profile_id) is not None:
                 # The chain of merges ends in a deleted profile: the binding is stale.
-                await self._store.release_identity(
-                    tenant, user_id_key(user_id), binding.profile_id
-                )
+                await self._store.release_identity(tenant, user_id_key(user_id), binding.profile_id)
                 return None
             # Claimed for a new identified profile whose insert has not landed yet (or never
             # will): creating it is what its creator does too, and is idempotent.
@@ -397,9 +393,7 @@ class ProfileService:
         if overlap := set(values) & set(unset_names):
             name = sorted(overlap)[0]
             raise ValidationFailed(f"Property '{name}' is both set and unset", field="unset")
-        change = ProfileChange(
-            set=values, unset=unset_names, add_tags=added, remove_tags=removed
-        )
+        change = ProfileChange(set=values, unset=unset_names, add_tags=added, remove_tags=removed)
         for _ in range(MAX_REDIRECT_HOPS):
             updated = await self._store.update_profile(
                 tenant, profile.id, change, self._clock.now()

@@ -71,9 +71,7 @@ class Mutation:
         permission_classes=[IsAdmin],
         description="Define a custom property; a definition cannot be changed afterwards",
     )
-    async def define_property(
-        self, info: Info, input: DefinePropertyInput
-    ) -> PropertyDefinition:
+    async def define_property(self, info: Info, input: DefinePropertyInput) -> PropertyDefinition:
         definition = await info.context.services.define_property(
             tenant_of(info), input.name, input.type, input.description or ""
         )

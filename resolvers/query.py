@@ -37,9 +37,7 @@ class Query:
     async def profile_by_identity(
         self, info: Info, channel: Channel, sender_id: str
     ) -> Profile | None:
-        found = await info.context.services.profile_by_identity(
-            tenant_of(info), channel, sender_id
-        )
+        found = await info.context.services.profile_by_identity(tenant_of(info), channel, sender_id)
         return Profile.from_domain(found) if found else None
 
     @strawberry.field(

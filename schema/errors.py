@@ -31,7 +31,13 @@ def format_error(error: GraphQLError) -> GraphQLError:
         if original.field:
             extensions["field"] = original.field
         return GraphQLError(
-            original.message, error.nodes, error.source, error.positions, error.path, None, extensions
+            original.message,
+            error.nodes,
+            error.source,
+            error.positions,
+            error.path,
+            None,
+            extensions,
         )
     if isinstance(original, Contention):
         correlation = secrets.token_hex(8)

@@ -69,9 +69,7 @@ class ContactCard:
     user_id: str | None
     phone: str | None
     email: str | None
-    complete: bool = strawberry.field(
-        description="firstName and a phone or an email are present"
-    )
+    complete: bool = strawberry.field(description="firstName and a phone or an email are present")
 
 
 def _text(values: dict[str, Any], name: str) -> str | None:
@@ -109,7 +107,7 @@ class Profile:
         values["userId"] = self._profile.user_id
         values["createdAt"] = json_values({"t": self._profile.created_at})["t"]
         values["updatedAt"] = json_values({"t": self._profile.updated_at})["t"]
-        return {k: v for k, v in sorted(values.items()) if v is not None}
+        return JSON({k: v for k, v in sorted(values.items()) if v is not None})
 
     @strawberry.field
     def first_name(self) -> str | None:
@@ -287,7 +285,9 @@ class ProfileConnection:
 
     @classmethod
     def from_page(cls, profiles: list[model.Profile], has_next: bool, after: bool) -> Self:
-        edges = [ProfileEdge(node=Profile.from_domain(p), cursor=encode_cursor(p.id)) for p in profiles]
+        edges = [
+            ProfileEdge(node=Profile.from_domain(p), cursor=encode_cursor(p.id)) for p in profiles
+        ]
         return cls(
             edges=edges,
             page_info=PageInfo(

@@ -131,7 +131,11 @@ async def _open_runtime(
             settings.sqlite_path,
         )
     client = open_client(uri, listeners)
-    geo_lookup = geo or await asyncio.to_thread(GeoIP, settings.geoip_db)
+    geo_lookup: GeoLookup
+    if geo is None:
+        geo_lookup = await asyncio.to_thread(GeoIP, settings.geoip_db)
+    else:
+        geo_lookup = geo
     recovery: asyncio.Task[None] | None = None
     try:
         db = client[settings.mongodb_db]
@@ -191,6 +195,6 @@ async def _seed_keys(settings: Settings, keys: KeyStore, now: datetime) -> None:
             f"\nprofile360 is up: GraphiQL at http://{settings.host}:{settings.port}/graphql\n"
             f"Development API key (tenant '{settings.dev_tenant}', role admin, kept in {path}):\n"
             f"  {secret}\n"
-            "Add it in GraphiQL's headers as {\"Authorization\": \"Bearer <key>\"}.\n",
+            'Add it in GraphiQL\'s headers as {"Authorization": "Bearer <key>"}.\n',
             flush=True,
         )

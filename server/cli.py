@@ -54,9 +54,7 @@ def _serve() -> int:
 
     settings = Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="info"
-    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
 
 

@@ -215,8 +215,8 @@ class MongoProfileStore:
 
     async def fold_merge(
         self, tenant: str, target_id: str, plan: MergePlan, record: MergeRecord, now: datetime
-    ) -> FoldOutcome:
-        result = await self.profiles.update_one(
+    ) -> tuple[FoldOutcome, Profile | None]:
+        doc = await self.profiles.find_one_and_update(
             {
                 "_id": target_id,
                 "tenant": tenant,
@@ -224,16 +224,17 @@ class MongoProfileStore:
                 "mergeHistory.mergeId": {"$ne": record.merge_id},
             },
             fold_pipeline(plan, record, now),
+            return_document=ReturnDocument.AFTER,
         )
-        if result.matched_count:
-            return FoldOutcome.APPLIED
+        if doc is not None:
+            return FoldOutcome.APPLIED, profile_from_doc(doc)
         target = await self.profiles.find_one(
             {"_id": target_id, "tenant": tenant}, {"mergeHistory.mergeId": 1}
         )
         history = (target or {}).get("mergeHistory") or []
         if any(entry.get("mergeId") == record.merge_id for entry in history):
-            return FoldOutcome.ALREADY_APPLIED
-        return FoldOutcome.TARGET_INACTIVE
+            return FoldOutcome.ALREADY_APPLIED, None
+        return FoldOutcome.TARGET_INACTIVE, None
 
     async def retire_source(
         self, tenant: str, source_id: str, merge_id: str, target_id: str, now: datetime

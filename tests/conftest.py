@@ -153,9 +153,7 @@ def settings(mongo_uri: str, db_name: str) -> Settings:
 
 
 @pytest.fixture
-async def api(
-    settings: Settings, commands: CommandCounter, geo: GeoIP
-) -> AsyncIterator[Api]:
+async def api(settings: Settings, commands: CommandCounter, geo: GeoIP) -> AsyncIterator[Api]:
     app = create_app(settings, listeners=[commands], geo=geo)
     async with app.router.lifespan_context(app):
         runtime = app.state.runtime.get()

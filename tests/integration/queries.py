@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 PROFILE_FIELDS = """
     id userId identified properties tags firstName lastName country timezone phone email
     emailOptin lastChannel lastSession createdAt updatedAt mergedFrom mergedInto requestedId
@@ -59,9 +61,9 @@ query Profiles($first: Int, $after: String) {{
 
 
 def capture_input(
-    channel: str, sender: str, properties: dict[str, object] | None = None, **context: object
-) -> dict[str, object]:
-    value: dict[str, object] = {"channel": channel, "senderId": sender}
+    channel: str, sender: str, properties: dict[str, Any] | None = None, **context: Any
+) -> dict[str, Any]:
+    value: dict[str, Any] = {"channel": channel, "senderId": sender}
     if properties is not None:
         value["properties"] = properties
     if context:
@@ -70,9 +72,9 @@ def capture_input(
 
 
 def identify_input(
-    channel: str, sender: str, user_id: str, properties: dict[str, object] | None = None
-) -> dict[str, object]:
-    value: dict[str, object] = {"channel": channel, "senderId": sender, "userId": user_id}
+    channel: str, sender: str, user_id: str, properties: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    value: dict[str, Any] = {"channel": channel, "senderId": sender, "userId": user_id}
     if properties is not None:
         value["properties"] = properties
     return {"input": value}

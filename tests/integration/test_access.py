@@ -85,9 +85,7 @@ async def test_an_sdk_key_writes_and_reads_one_profile_but_cannot_list_or_edit(a
 
 async def test_an_agent_key_edits_but_does_not_capture_or_define(api: Api) -> None:
     profile_id = await _profile_id(api)
-    data = await api.ok(
-        UPDATE, {"input": {"id": profile_id, "addTags": ["vip"]}}, role=Role.AGENT
-    )
+    data = await api.ok(UPDATE, {"input": {"id": profile_id, "addTags": ["vip"]}}, role=Role.AGENT)
     assert data["updateProfile"]["tags"] == ["vip"]
     await api.refused("FORBIDDEN", CAPTURE, capture_input("WEB", "v2"), role=Role.AGENT)
     await api.refused(
@@ -134,5 +132,8 @@ async def test_the_same_sender_and_user_id_in_two_tenants_are_two_profiles(api: 
 async def test_definitions_are_per_tenant(api: Api) -> None:
     await api.ok(DEFINE, {"input": {"name": "plan", "type": "STRING"}})
     await api.refused(
-        "PROPERTY_NOT_DEFINED", CAPTURE, capture_input("WEB", "v1", {"plan": "x"}), tenant=OTHER_TENANT
+        "PROPERTY_NOT_DEFINED",
+        CAPTURE,
+        capture_input("WEB", "v1", {"plan": "x"}),
+        tenant=OTHER_TENANT,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.conftest import Api
 from tests.integration.queries import BY_IDENTITY, CAPTURE, PROFILE, capture_input
 
@@ -9,9 +11,9 @@ IN_MOBILE = "+919876543210"
 US_MOBILE = "+14155552671"
 
 
-async def capture(api: Api, *args: object, **kw: object) -> dict[str, object]:
-    data = await api.ok(CAPTURE, capture_input(*args, **kw))  # type: ignore[arg-type]
-    result: dict[str, object] = data["captureProperties"]
+async def capture(api: Api, *args: Any, **kw: Any) -> dict[str, Any]:
+    data = await api.ok(CAPTURE, capture_input(*args, **kw))
+    result: dict[str, Any] = data["captureProperties"]
     return result
 
 
@@ -19,7 +21,8 @@ async def test_first_capture_creates_an_unidentified_profile_bound_to_the_sender
     result = await capture(api, "WEB", "visitor-1", {"firstName": "Asha"})
     profile = result["profile"]
     assert result["created"] is True
-    assert profile["identified"] is False and profile["userId"] is None
+    assert profile["identified"] is False
+    assert profile["userId"] is None
     assert profile["firstName"] == "Asha"
     assert profile["identities"] == [{"type": "VISITOR", "value": "visitor-1", "channels": ["WEB"]}]
 
@@ -105,7 +108,8 @@ async def test_whatsapp_capture_fills_phone_country_and_names(api: Api) -> None:
 async def test_a_display_name_with_digits_or_symbols_is_skipped_silently(api: Api) -> None:
     result = await capture(api, "WHATSAPP", "14155552671", {}, displayName="M@ry 2000")
     profile = result["profile"]
-    assert profile["firstName"] is None and profile["lastName"] is None
+    assert profile["firstName"] is None
+    assert profile["lastName"] is None
     assert profile["phone"] == US_MOBILE
 
 

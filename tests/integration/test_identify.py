@@ -19,15 +19,22 @@ from tests.integration.queries import (
 )
 
 
-async def capture(api: Api, channel: str, sender: str, props: dict[str, Any] | None = None,
-                  **context: Any) -> dict[str, Any]:
+async def capture(
+    api: Api, channel: str, sender: str, props: dict[str, Any] | None = None, **context: Any
+) -> dict[str, Any]:
     data = await api.ok(CAPTURE, capture_input(channel, sender, props, **context))
     profile: dict[str, Any] = data["captureProperties"]["profile"]
     return profile
 
 
-async def identify(api: Api, channel: str, sender: str, user_id: str,
-                   props: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+async def identify(
+    api: Api,
+    channel: str,
+    sender: str,
+    user_id: str,
+    props: dict[str, Any] | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
     data = await api.ok(IDENTIFY, identify_input(channel, sender, user_id, props), **kw)
     result: dict[str, Any] = data["identify"]
     return result
