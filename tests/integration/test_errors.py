@@ -1,0 +1,46 @@
+"""Unexpected failures are masked: INTERNAL with a correlation id, no driver text or hosts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from pymongo.errors import ServerSelectionTimeoutError
+
+from tests.conftest import Api
+from tests.integration.queries import CAPTURE, PROFILE, capture_input
+
+
+async def test_a_driver_failure_is_masked_as_internal_with_a_correlation_id(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = api.app.state.runtime.get().services._store
+
+    async def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise ServerSelectionTimeoutError("db-7.internal:27017: [Errno 111] Connection refused")
+
+    monkeypatch.setattr(store, "get_profile", unreachable)
+    with caplog.at_level(logging.ERROR, logger="profile360.errors"):
+        body = await api.post(PROFILE, {"id": "0" * 32})
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    correlation = error["extensions"]["correlationId"]
+    assert correlation in error["message"]
+    text = str(body)
+    for leak in ("27017", "db-7", "Errno", "ServerSelection", "Traceback", "store/"):
+        assert leak not in text
+    assert correlation in caplog.text  # the operator can find the real cause
+
+
+async def test_a_refused_operation_keeps_its_message_and_code(api: Api) -> None:
+    error = await api.error(CAPTURE, capture_input("WEB", "null"))
+    assert error["extensions"] == {"code": "BLOCKED_IDENTIFIER", "field": "senderId"}
+    assert "placeholder" in error["message"]
+
+
+async def test_a_malformed_query_is_a_validation_error(api: Api) -> None:
+    error = await api.error("{ profile(id: ) { id } }")
+    assert error["extensions"]["code"] == "VALIDATION_FAILED"
+    error = await api.error('{ profile(id: "x") { noSuchField } }')
+    assert error["extensions"]["code"] == "VALIDATION_FAILED"

@@ -1,0 +1,77 @@
+"""Merge rules (SPEC §6) as pure functions, with the seed example's values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.merge import apply_plan, combine_events, plan_merge
+from domain.model import EventSummary, Profile
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _profile(properties: dict[str, Any], events: tuple[EventSummary, ...] = ()) -> Profile:
+    return Profile(
+        id="p",
+        tenant="t",
+        user_id=None,
+        properties=properties,
+        created_at=T0,
+        updated_at=T0,
+        events=events,
+    )
+
+
+def _merge(survivor: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    merged, _ = apply_plan(survivor, (), plan_merge(_profile(source)))
+    return merged
+
+
+def test_survivor_keeps_its_first_name_and_gains_missing_email_optin() -> None:
+    merged = _merge({"firstName": "John"}, {"firstName": "Johnny", "emailOptin": True})
+    assert merged == {"firstName": "John", "emailOptin": True}
+
+
+def test_a_false_value_counts_as_present_and_is_kept() -> None:
+    assert _merge({"smsOptin": False}, {"smsOptin": True}) == {"smsOptin": False}
+
+
+def test_lists_are_unioned_keeping_the_survivors_order_first() -> None:
+    merged = _merge({"labels": ["b", "a"]}, {"labels": ["a", "c", "b", "d"]})
+    assert merged["labels"] == ["b", "a", "c", "d"]
+
+
+def test_a_list_the_survivor_lacks_is_copied() -> None:
+    assert _merge({}, {"tags": ["x", "y"]}) == {"tags": ["x", "y"]}
+
+
+def test_country_and_timezone_stay_together_when_the_survivor_has_either() -> None:
+    source = {"country": "US", "timezone": "America/New_York"}
+    assert _merge({"country": "IN"}, source) == {"country": "IN"}
+    assert _merge({"timezone": "Asia/Kolkata"}, source) == {"timezone": "Asia/Kolkata"}
+
+
+def test_country_and_timezone_are_both_copied_when_the_survivor_has_neither() -> None:
+    source = {"country": "US", "timezone": "America/New_York"}
+    assert _merge({"firstName": "A"}, source) == {"firstName": "A", **source}
+
+
+def test_event_summaries_add_counts_and_keep_the_earliest_and_latest_times() -> None:
+    mine = (EventSummary("purchase", 2, T0.replace(month=3), T0.replace(month=5)),)
+    theirs = (
+        EventSummary("purchase", 3, T0.replace(month=1), T0.replace(month=4)),
+        EventSummary("signup", 1, T0, T0),
+    )
+    combined = {e.name: e for e in combine_events(mine, theirs)}
+    assert combined["purchase"] == EventSummary(
+        "purchase", 5, T0.replace(month=1), T0.replace(month=5)
+    )
+    assert combined["signup"].count == 1
+
+
+def test_the_plan_depends_on_the_source_only() -> None:
+    plan = plan_merge(_profile({"firstName": "A", "tags": ["t"], "country": "IN"}))
+    assert dict(plan.fill) == {"firstName": "A"}
+    assert dict(plan.union) == {"tags": ["t"]}
+    assert dict(plan.location) == {"country": "IN"}
