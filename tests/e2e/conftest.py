@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -72,15 +72,18 @@ class ServerProcess:
         return self.process.returncode
 
 
+StartServer = Callable[[dict[str, str]], ServerProcess]
+
+
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[type[ServerProcess]]:
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
     started: list[ServerProcess] = []
 
-    class _Tracked(ServerProcess):
-        def __init__(self, env: dict[str, str], log: Path | None = None) -> None:
-            super().__init__(env, log or tmp_path / f"server-{len(started)}.log")
-            started.append(self)
+    def start(env: dict[str, str]) -> ServerProcess:
+        server = ServerProcess(env, tmp_path / f"server-{len(started)}.log")
+        started.append(server)
+        return server
 
-    yield _Tracked
+    yield start
     for server in started:
         server.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 
 from store.client import open_client
 from tests import scenarios
-from tests.e2e.conftest import ServerProcess
+from tests.e2e.conftest import ROOT, ServerProcess, StartServer
 from tests.integration.queries import CAPTURE, capture_input
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +32,7 @@ def _dev_key(output: str) -> str:
 
 
 def test_a_fresh_start_prints_graphiql_and_a_dev_key_and_restarts_keep_data(
-    start_server: type[ServerProcess], tmp_path: Path
+    start_server: StartServer, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
     server = start_server({"DATA_DIR": str(data_dir)})
@@ -62,7 +64,7 @@ def test_a_fresh_start_prints_graphiql_and_a_dev_key_and_restarts_keep_data(
 
 
 def test_the_embedded_engine_listens_on_loopback_only(
-    start_server: type[ServerProcess], tmp_path: Path
+    start_server: StartServer, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
     start_server({"DATA_DIR": str(data_dir)})
@@ -71,13 +73,8 @@ def test_the_embedded_engine_listens_on_loopback_only(
 
 
 def test_the_cli_creates_lists_and_revokes_keys_next_to_a_running_server(
-    start_server: type[ServerProcess], tmp_path: Path
+    start_server: StartServer, tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
-
-    from tests.e2e.conftest import ROOT
-
     data_dir = tmp_path / "data"
     server = start_server({"DATA_DIR": str(data_dir)})
     env = {"DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
@@ -108,7 +105,7 @@ def test_the_cli_creates_lists_and_revokes_keys_next_to_a_running_server(
 
 @pytest.fixture
 async def shared_server(
-    start_server: type[ServerProcess], mongo_uri: str
+    start_server: StartServer, mongo_uri: str
 ) -> AsyncIterator[tuple[ServerProcess, str, Any]]:
     db_name = f"e2e_{secrets.token_hex(4)}"
     key = f"p360_{secrets.token_urlsafe(24)}"
