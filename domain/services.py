@@ -89,6 +89,8 @@ class ProfileService:
         sender_id: str,
         properties: object,
         context: CaptureContext,
+        *,
+        actor: str,
     ) -> CaptureResult:
         key = identity_key(channel, sender_id)
         values = await self.definitions.validate(tenant, properties, field="properties")
@@ -106,7 +108,7 @@ class ProfileService:
         profile = await self._write_capture(tenant, identity.profile_id, write)
         if channel is Channel.EMAIL and profile.user_id is None:
             # An email sender is identified by its address (SPEC §5).
-            result = await self._identify_key(tenant, key, key.value, {}, actor="email")
+            result = await self._identify_key(tenant, key, key.value, {}, actor=actor)
             profile = result.profile
         return CaptureResult(profile=profile, created=created)
 

@@ -32,6 +32,7 @@ class Mutation:
             input.sender_id,
             input.properties if input.properties is not None else {},
             context,
+            actor=_actor(info),
         )
         return CapturePayload(profile=Profile.from_domain(result.profile), created=result.created)
 
