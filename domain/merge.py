@@ -2,17 +2,17 @@
 
 The plan is computed from the source alone, so the store can apply it to the survivor in one
 atomic write whatever the survivor holds at that moment; `apply_plan` is the same rule in
-plain Python, for tests and fakes.
+plain Python, for tests and fakes. Event summaries are not part of the plan: they are a cache
+of the events collection, recomputed for the survivor once the source's events have moved.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from domain.model import EventSummary, Profile
+from domain.model import Profile
 
 # Country and timezone come from the same lookup, so they move together or not at all.
 LOCATION_PAIR = ("country", "timezone")
@@ -20,12 +20,11 @@ LOCATION_PAIR = ("country", "timezone")
 
 @dataclass(frozen=True, slots=True)
 class MergePlan:
-    """The source's contribution: values to fill, lists to union, the pair, event summaries."""
+    """The source's contribution: values to fill, lists to union, the location pair."""
 
     fill: Mapping[str, Any] = field(default_factory=dict)
     union: Mapping[str, list[Any]] = field(default_factory=dict)
     location: Mapping[str, Any] = field(default_factory=dict)
-    events: tuple[EventSummary, ...] = ()
 
 
 def plan_merge(source: Profile) -> MergePlan:
@@ -41,17 +40,15 @@ def plan_merge(source: Profile) -> MergePlan:
             union[name] = list(value)
         else:
             fill[name] = value
-    return MergePlan(fill=fill, union=union, location=location, events=source.events)
+    return MergePlan(fill=fill, union=union, location=location)
 
 
 def _present(value: Any) -> bool:
     return value is not None
 
 
-def apply_plan(
-    properties: Mapping[str, Any], events: tuple[EventSummary, ...], plan: MergePlan
-) -> tuple[dict[str, Any], tuple[EventSummary, ...]]:
-    """The survivor's properties and event summaries after the plan is applied."""
+def apply_plan(properties: Mapping[str, Any], plan: MergePlan) -> dict[str, Any]:
+    """The survivor's properties after the plan is applied."""
     result = dict(properties)
     for name, value in plan.fill.items():
         if not _present(result.get(name)):
@@ -63,27 +60,4 @@ def apply_plan(
         result[name] = merged
     if plan.location and not any(_present(result.get(n)) for n in LOCATION_PAIR):
         result.update(plan.location)
-    return result, combine_events(events, plan.events)
-
-
-def combine_events(
-    mine: tuple[EventSummary, ...], theirs: tuple[EventSummary, ...]
-) -> tuple[EventSummary, ...]:
-    """Counts add up, first is the earliest, last the latest."""
-    by_name = {e.name: e for e in mine}
-    for other in theirs:
-        current = by_name.get(other.name)
-        if current is None:
-            by_name[other.name] = other
-            continue
-        by_name[other.name] = EventSummary(
-            name=other.name,
-            count=current.count + other.count,
-            first_seen=min(current.first_seen, other.first_seen),
-            last_seen=_latest(current.last_seen, other.last_seen),
-        )
-    return tuple(sorted(by_name.values(), key=lambda e: e.name))
-
-
-def _latest(a: datetime, b: datetime) -> datetime:
-    return max(a, b)
+    return result

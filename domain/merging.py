@@ -2,7 +2,8 @@
 
 1. claim the source (it is marked as merging into the target; nothing else writes to it now);
 2. fold the source's data into the target, guarded by the merge id so it applies once;
-3. repoint the source's identity keys to the target;
+3. move the source's identity keys, events and conversations to the target, and recompute
+   the target's event summaries from its events;
 4. retire the source as a redirect to the target.
 
 Any caller that meets a claimed source finishes the merge with `finish`, so a merge left
@@ -81,11 +82,34 @@ class Merger:
             # The fold never happened and never can: the target is gone. Undo the claim.
             await self._store.release_merge_claim(source.tenant, source.id, claim.merge_id)
             return None
-        await self._store.repoint_identities(source.tenant, source.id, claim.target_id)
+        await self._store.move_records(source.tenant, source.id, claim.target_id)
+        if source.events:
+            refreshed = await self._refresh(
+                source.tenant, claim.target_id, [e.name for e in source.events]
+            )
+            survivor = refreshed or survivor
         await self._store.retire_source(
             source.tenant, source.id, claim.merge_id, claim.target_id, self._clock.now()
         )
         return MergeResult(claim.target_id, survivor)
+
+    async def _refresh(self, tenant: str, profile_id: str, names: list[str]) -> Profile | None:
+        """Recompute summaries from the moved events on the target, or on whatever it has since
+        been merged into: exact however often it runs."""
+        for _ in range(16):
+            refreshed = await self._store.refresh_event_summaries(tenant, profile_id, names)
+            if refreshed is not None:
+                return refreshed
+            target = await self._store.get_profile(tenant, profile_id)
+            if target is None:
+                return None
+            if target.merging is not None:
+                await self.finish(target)
+                continue
+            if target.merged_into is None:
+                continue
+            profile_id = target.merged_into
+        return None
 
     async def recover(self, tenant: str | None = None, *, older_than_seconds: float = 0) -> int:
         """Finish every merge claimed before the cut-off; returns how many were found."""

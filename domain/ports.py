@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from domain.events import Conversation, Event
+from domain.filters import Filter
 from domain.identity import Channel, Identity, IdentityKey
 from domain.merge import MergePlan
 from domain.model import CaptureWrite, MergeClaim, MergeRecord, Profile, ProfileChange
 from domain.properties import PropertyDefinition
+from domain.segments import Segment
 
 
 class Clock(Protocol):
@@ -37,6 +40,16 @@ class FoldOutcome(StrEnum):
     APPLIED = "APPLIED"
     ALREADY_APPLIED = "ALREADY_APPLIED"
     TARGET_INACTIVE = "TARGET_INACTIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileQuery:
+    """Which profiles a listing, count or export covers."""
+
+    where: Filter | None = None
+    search: str | None = None
+    # The moment relative windows ("within the last N days") are measured from.
+    now: datetime | None = None
 
 
 class ProfileStore(Protocol):
@@ -70,7 +83,9 @@ class ProfileStore(Protocol):
         """Move the key only while it is still bound to from_profile."""
         ...
 
-    async def repoint_identities(self, tenant: str, from_profile: str, to_profile: str) -> None: ...
+    async def move_records(self, tenant: str, from_profile: str, to_profile: str) -> None:
+        """Move identity keys, events and conversations from one profile to another."""
+        ...
 
     async def identities_of(
         self, tenant: str, profile_ids: Sequence[str]
@@ -108,7 +123,35 @@ class ProfileStore(Protocol):
         self, tenant: str, profile_id: str, change: ProfileChange, now: datetime
     ) -> Profile | None: ...
 
-    async def list_profiles(self, tenant: str, after: str | None, limit: int) -> list[Profile]: ...
+    async def list_profiles(
+        self, tenant: str, query: ProfileQuery, after: str | None, limit: int
+    ) -> list[Profile]: ...
+
+    async def count_profiles(self, tenant: str, query: ProfileQuery) -> int: ...
+
+    def iterate_profiles(self, tenant: str, query: ProfileQuery) -> AsyncIterator[Profile]:
+        """Every matching profile, oldest first, fetched in batches (for export)."""
+        ...
+
+    async def erase_profile(self, tenant: str, profile_id: str) -> bool:
+        """Remove the profile, the redirects to it, and its identities, events, conversations."""
+        ...
+
+    async def refresh_event_summaries(
+        self, tenant: str, profile_id: str, names: Sequence[str]
+    ) -> Profile | None:
+        """Recompute the named summaries from the profile's stored events and merge them in
+        monotonically ($max count and last, $min first); None if the profile is not active.
+        Idempotent, so retries and concurrent writers converge on the exact values."""
+        ...
+
+    async def move_event(self, tenant: str, event_key: str, profile_id: str) -> None:
+        """Re-link one event (tracked on a profile that was merged away meanwhile)."""
+        ...
+
+    async def set_event_summaries(self, tenant: str, profile_id: str, names: Sequence[str]) -> None:
+        """Recompute the named summaries and replace them (after events moved away)."""
+        ...
 
     # merges
     async def claim_merge_source(
@@ -141,3 +184,62 @@ class ProfileStore(Protocol):
     ) -> PropertyDefinition:
         """Store a new definition; if the name exists, return the stored one unchanged."""
         ...
+
+
+class ActivityStore(Protocol):
+    """Events and conversations."""
+
+    async def insert_event(self, tenant: str, event: Event) -> tuple[Event, bool]:
+        """Store a pending event and return it (the same object) with True; on a repeated
+        client event id return the stored one and whether it is still pending."""
+        ...
+
+    async def settle_event(self, tenant: str, event_key: str) -> None:
+        """Mark the event's summary as up to date (it leaves the recovery queue)."""
+        ...
+
+    async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation | None: ...
+
+    async def pending_events(
+        self, received_before: datetime, limit: int
+    ) -> list[tuple[str, Event]]: ...
+
+    async def event_history(
+        self,
+        tenant: str,
+        profile_id: str,
+        name: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Event]: ...
+
+    async def upsert_conversation(
+        self, tenant: str, conversation: Conversation, profile_id: str | None
+    ) -> Conversation:
+        """Create or update a conversation by its id; an existing one keeps its profile and
+        start time unless profile_id is given."""
+        ...
+
+    async def conversations_of(
+        self,
+        tenant: str,
+        profile_id: str,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[tuple[str, Conversation]]:
+        """Newest first by start time, with each conversation's storage key (for cursors)."""
+        ...
+
+
+class SegmentStore(Protocol):
+    """Saved filters."""
+
+    async def insert_segment(self, tenant: str, segment: Segment) -> Segment: ...
+
+    async def replace_segment(self, tenant: str, segment: Segment) -> Segment | None: ...
+
+    async def delete_segment(self, tenant: str, segment_id: str) -> bool: ...
+
+    async def get_segment(self, tenant: str, segment_id: str) -> Segment | None: ...
+
+    async def list_segments(self, tenant: str) -> list[Segment]: ...

@@ -7,7 +7,7 @@ loses one, it re-reads and tries again a bounded number of times.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from domain.autocapture import CaptureContext, auto_values
 from domain.definitions import Definitions
 from domain.errors import Contention, NotFound, UserIdImmutable, ValidationFailed
+from domain.filters import parse_filter
 from domain.identity import (
     Channel,
     Identity,
@@ -26,7 +27,7 @@ from domain.identity import (
 from domain.ids import new_id
 from domain.merging import Merger
 from domain.model import CaptureWrite, MergeTrigger, Profile, ProfileChange
-from domain.ports import Clock, GeoLookup, ProfileStore
+from domain.ports import Clock, GeoLookup, ProfileQuery, ProfileStore
 from domain.properties import (
     MAX_LIST_ITEM_LENGTH,
     MAX_LIST_ITEMS,
@@ -39,6 +40,7 @@ from domain.properties import (
 MAX_ATTEMPTS = 25
 MAX_REDIRECT_HOPS = 16
 MAX_PAGE = 100
+MAX_SEARCH_LENGTH = 100
 
 
 class IdentifyOutcome(StrEnum):
@@ -361,12 +363,57 @@ class ProfileService:
     ) -> Mapping[str, list[Identity]]:
         return await self._store.identities_of(tenant, profile_ids)
 
-    async def list_profiles(self, tenant: str, first: int | None, after: str | None) -> Page:
+    async def query(
+        self, tenant: str, where: Mapping[str, Any] | None, search: str | None
+    ) -> ProfileQuery:
+        """A validated listing query; filters refer to the tenant's defined properties."""
+        parsed = None
+        if where is not None:
+            definitions = {d.name: d for d in await self.definitions.all(tenant)}
+            parsed = parse_filter(where, definitions)
+        if search is not None:
+            search = search.strip()
+            if not search or len(search) > MAX_SEARCH_LENGTH:
+                raise ValidationFailed(
+                    f"search is 1 to {MAX_SEARCH_LENGTH} characters", field="search"
+                )
+        return ProfileQuery(where=parsed, search=search, now=self._clock.now())
+
+    async def list_profiles(
+        self,
+        tenant: str,
+        first: int | None,
+        after: str | None,
+        where: Mapping[str, Any] | None = None,
+        search: str | None = None,
+    ) -> Page:
+        return await self.page(tenant, await self.query(tenant, where, search), first, after)
+
+    async def page(
+        self, tenant: str, query: ProfileQuery, first: int | None, after: str | None
+    ) -> Page:
         limit = 20 if first is None else first
         if not 0 <= limit <= MAX_PAGE:
             raise ValidationFailed(f"first must be between 0 and {MAX_PAGE}", field="first")
-        rows = await self._store.list_profiles(tenant, after, limit + 1)
+        rows = await self._store.list_profiles(tenant, query, after, limit + 1)
         return Page(profiles=rows[:limit], has_next=len(rows) > limit)
+
+    async def count(self, tenant: str, query: ProfileQuery) -> int:
+        return await self._store.count_profiles(tenant, query)
+
+    def export(self, tenant: str, query: ProfileQuery) -> AsyncIterator[Profile]:
+        return self._store.iterate_profiles(tenant, query)
+
+    async def delete_profile(self, tenant: str, profile_id: str) -> None:
+        """Erase a profile (read through any of its ids) with everything that is its."""
+        profile = await self.profile(tenant, profile_id)
+        if profile is None or not await self._store.erase_profile(tenant, profile.id):
+            raise NotFound(f"No profile with id {profile_id!r}", field="id")
+
+    async def sender_profile_id(self, tenant: str, channel: Channel, sender_id: str) -> str:
+        """The id of the sender's profile, binding the sender to a new one on first contact."""
+        identity, _ = await self._bind_sender(tenant, identity_key(channel, sender_id), channel)
+        return identity.profile_id
 
     # ----- edits -------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from domain.access import Principal
+from domain.activity import ActivityService
 from domain.identity import Identity
+from domain.segments import SegmentService
 from domain.services import ProfileService
 from schema.context import Context, Loaders
 
@@ -29,12 +31,19 @@ class IdentitiesByProfileLoader(DataLoader[str, list[Identity]]):
 
 
 def build_context(
-    principal: Principal | None, services: ProfileService, request: Any, response: Any
+    principal: Principal | None,
+    services: ProfileService,
+    activity: ActivityService,
+    segments: SegmentService,
+    request: Any,
+    response: Any,
 ) -> Context:
     tenant = principal.tenant if principal else None
     return Context(
         principal=principal,
         services=services,
+        activity=activity,
+        segments=segments,
         loaders=Loaders(identities=IdentitiesByProfileLoader(services, tenant)),
         request=request,
         response=response,

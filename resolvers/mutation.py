@@ -7,9 +7,26 @@ import strawberry
 from domain.autocapture import CaptureContext
 from resolvers.permissions import CanEdit, CanWrite, IsAdmin
 from resolvers.query import tenant_of
+from schema.activity import Conversation, Event
 from schema.context import Info
-from schema.inputs import CaptureInput, DefinePropertyInput, IdentifyInput, UpdateProfileInput
-from schema.types import CapturePayload, IdentifyPayload, Profile, PropertyDefinition
+from schema.inputs import (
+    CaptureInput,
+    CreateSegmentInput,
+    DefinePropertyInput,
+    IdentifyInput,
+    RecordConversationInput,
+    TrackEventInput,
+    UpdateProfileInput,
+    UpdateSegmentInput,
+)
+from schema.segments import Segment
+from schema.types import (
+    CapturePayload,
+    IdentifyPayload,
+    Profile,
+    PropertyDefinition,
+    TrackEventPayload,
+)
 
 
 def _actor(info: Info) -> str:
@@ -77,3 +94,68 @@ class Mutation:
             tenant_of(info), input.name, input.type, input.description or ""
         )
         return PropertyDefinition.from_domain(definition)
+
+    @strawberry.mutation(
+        permission_classes=[CanWrite],
+        description="Record an event; a retry with the same eventId counts once",
+    )
+    async def track_event(self, info: Info, input: TrackEventInput) -> TrackEventPayload:
+        result = await info.context.activity.track_event(
+            tenant_of(info),
+            name=input.name,
+            properties=input.properties,
+            occurred_at=input.occurred_at,
+            event_id=input.event_id,
+            channel=input.channel,
+            sender_id=input.sender_id,
+            profile_id=str(input.profile_id) if input.profile_id is not None else None,
+        )
+        return TrackEventPayload(
+            profile=Profile.from_domain(result.profile),
+            event=Event.from_domain(result.event),
+            counted=result.counted,
+        )
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def record_conversation(self, info: Info, input: RecordConversationInput) -> Conversation:
+        recorded = await info.context.activity.record_conversation(
+            tenant_of(info),
+            input.to_domain(),
+            channel=input.channel if input.sender_id is not None else None,
+            sender_id=input.sender_id,
+            profile_id=str(input.profile_id) if input.profile_id is not None else None,
+        )
+        return Conversation.from_domain(recorded)
+
+    @strawberry.mutation(permission_classes=[IsAdmin])
+    async def create_segment(self, info: Info, input: CreateSegmentInput) -> Segment:
+        tenant = tenant_of(info)
+        created = await info.context.segments.create(
+            tenant, input.name, input.description or "", input.filter.to_raw()
+        )
+        return Segment.from_domain(created, tenant)
+
+    @strawberry.mutation(permission_classes=[IsAdmin])
+    async def update_segment(self, info: Info, input: UpdateSegmentInput) -> Segment:
+        tenant = tenant_of(info)
+        updated = await info.context.segments.update(
+            tenant,
+            str(input.id),
+            input.name,
+            input.description,
+            input.filter.to_raw() if input.filter is not None else None,
+        )
+        return Segment.from_domain(updated, tenant)
+
+    @strawberry.mutation(permission_classes=[IsAdmin])
+    async def delete_segment(self, info: Info, id: strawberry.ID) -> bool:
+        await info.context.segments.delete(tenant_of(info), str(id))
+        return True
+
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Erase a profile with its identities, events and conversations",
+    )
+    async def delete_profile(self, info: Info, id: strawberry.ID) -> bool:
+        await info.context.services.delete_profile(tenant_of(info), str(id))
+        return True

@@ -1,4 +1,4 @@
-"""Query resolvers: thin calls into the profile service."""
+"""Query resolvers: thin calls into the domain services."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import strawberry
 from domain.errors import Unauthenticated, ValidationFailed
 from resolvers.permissions import CanList, CanReadProfile
 from schema.context import Info
+from schema.cursors import decode_profile_cursor
 from schema.enums import Channel
-from schema.types import Profile, ProfileConnection, PropertyDefinition, decode_cursor
+from schema.filters import ProfileFilter
+from schema.segments import Segment
+from schema.types import Profile, ProfileConnection, PropertyDefinition
 
 
 def tenant_of(info: Info) -> str:
@@ -16,6 +19,15 @@ def tenant_of(info: Info) -> str:
     if principal is None:  # the permission classes refuse such requests first
         raise Unauthenticated("An API key is required")
     return principal.tenant
+
+
+def profile_cursor(after: str | None) -> str | None:
+    if after is None:
+        return None
+    decoded = decode_profile_cursor(after)
+    if decoded is None:
+        raise ValidationFailed("after is not a cursor this API returned", field="after")
+    return decoded
 
 
 @strawberry.type
@@ -42,17 +54,21 @@ class Query:
 
     @strawberry.field(
         permission_classes=[CanList],
-        description="Profiles of the tenant, oldest first, at most 100 a page",
+        description="Profiles of the tenant, oldest first, at most 100 a page; filter with "
+        "`where` (SPEC §8) and `search` (names, email, phone, userId)",
     )
     async def profiles(
-        self, info: Info, first: int | None = 20, after: str | None = None
+        self,
+        info: Info,
+        where: ProfileFilter | None = None,
+        search: str | None = None,
+        first: int | None = 20,
+        after: str | None = None,
     ) -> ProfileConnection:
-        after_id = None
-        if after is not None:
-            after_id = decode_cursor(after)
-            if after_id is None:
-                raise ValidationFailed("after is not a cursor this API returned", field="after")
-        page = await info.context.services.list_profiles(tenant_of(info), first, after_id)
+        after_id = profile_cursor(after)
+        page = await info.context.services.list_profiles(
+            tenant_of(info), first, after_id, where.to_raw() if where else None, search
+        )
         return ProfileConnection.from_page(page.profiles, page.has_next, after_id is not None)
 
     @strawberry.field(
@@ -62,3 +78,14 @@ class Query:
     async def property_definitions(self, info: Info) -> list[PropertyDefinition]:
         found = await info.context.services.definitions.all(tenant_of(info))
         return [PropertyDefinition.from_domain(d) for d in found]
+
+    @strawberry.field(permission_classes=[CanList])
+    async def segments(self, info: Info) -> list[Segment]:
+        tenant = tenant_of(info)
+        return [Segment.from_domain(s, tenant) for s in await info.context.segments.list(tenant)]
+
+    @strawberry.field(permission_classes=[CanList])
+    async def segment(self, info: Info, id: strawberry.ID) -> Segment | None:
+        tenant = tenant_of(info)
+        found = await info.context.segments.find(tenant, str(id))
+        return Segment.from_domain(found, tenant) if found else None

@@ -9,7 +9,9 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from domain.access import Principal
+from domain.activity import ActivityService
 from domain.identity import Identity
+from domain.segments import SegmentService
 from domain.services import ProfileService
 
 
@@ -26,6 +28,8 @@ class Context:
 
     principal: Principal | None
     services: ProfileService
+    activity: ActivityService
+    segments: SegmentService
     loaders: Loaders
     request: Any = None
     response: Any = None

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any, Self
 
 import strawberry
 
 from domain import model
+from domain.errors import ValidationFailed
 from domain.identity import Identity as DomainIdentity
 from domain.properties import PropertyDefinition as DomainPropertyDefinition
+from schema.activity import ActivityConnection, Event, EventConnection
 from schema.context import Info
+from schema.cursors import decode_time_cursor, encode_profile_cursor
 from schema.enums import Channel, IdentifyOutcome, IdentityType, MergeTrigger, PropertyType
 from schema.scalars import JSON, json_values
 
@@ -70,6 +72,15 @@ class ContactCard:
     phone: str | None
     email: str | None
     complete: bool = strawberry.field(description="firstName and a phone or an email are present")
+
+
+def _time_cursor(after: str | None) -> tuple[datetime, str] | None:
+    if after is None:
+        return None
+    decoded = decode_time_cursor(after)
+    if decoded is None:
+        raise ValidationFailed("after is not a cursor this API returned", field="after")
+    return decoded
 
 
 def _text(values: dict[str, Any], name: str) -> str | None:
@@ -204,6 +215,24 @@ class Profile:
         found = await info.context.loaders.identities.load(self._profile.id)
         return [Identity.from_domain(i) for i in found]
 
+    @strawberry.field(description="This profile's events, newest first, optionally of one name")
+    async def event_history(
+        self, info: Info, name: str | None = None, first: int = 20, after: str | None = None
+    ) -> EventConnection:
+        page = await info.context.activity.event_history(
+            self._profile.tenant, self._profile.id, name, first, _time_cursor(after)
+        )
+        return EventConnection.from_page(page.events, page.has_next)
+
+    @strawberry.field(description="Conversations and events in one timeline, newest first")
+    async def activity(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> ActivityConnection:
+        page = await info.context.activity.activity(
+            self._profile.tenant, self._profile.id, first, _time_cursor(after)
+        )
+        return ActivityConnection.from_page(page.items, page.has_next)
+
     @strawberry.field(description="Per-event first time, last time and count")
     def events(self) -> list[EventSummary]:
         return [EventSummary.from_domain(e) for e in self._profile.events]
@@ -286,7 +315,8 @@ class ProfileConnection:
     @classmethod
     def from_page(cls, profiles: list[model.Profile], has_next: bool, after: bool) -> Self:
         edges = [
-            ProfileEdge(node=Profile.from_domain(p), cursor=encode_cursor(p.id)) for p in profiles
+            ProfileEdge(node=Profile.from_domain(p), cursor=encode_profile_cursor(p.id))
+            for p in profiles
         ]
         return cls(
             edges=edges,
@@ -314,18 +344,10 @@ class IdentifyPayload:
     )
 
 
-_CURSOR_PREFIX = "profile:"
-
-
-def encode_cursor(profile_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{profile_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> str | None:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except ValueError:
-        return None
-    if not text.startswith(_CURSOR_PREFIX):
-        return None
-    return text.removeprefix(_CURSOR_PREFIX)
+@strawberry.type
+class TrackEventPayload:
+    profile: Profile
+    event: Event
+    counted: bool = strawberry.field(
+        description="False when the eventId had been tracked already (the retry counts once)"
+    )

@@ -19,7 +19,9 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import DisableIntrospection
 
 from domain.access import Role
+from domain.activity import ActivityService
 from domain.ports import GeoLookup
+from domain.segments import SegmentService
 from domain.services import ProfileService
 from resolvers.context import build_context
 from resolvers.root import build_schema
@@ -27,11 +29,13 @@ from schema.context import Context
 from server.auth import Authenticator, key_from_headers
 from server.config import Settings
 from server.geo import GeoIP
+from store.activity import MongoActivityStore
 from store.client import open_client, ping
 from store.embedded import EmbeddedMongo
 from store.indexes import ensure_indexes
 from store.keys import KeyStore, generate_key
 from store.mongo import MongoProfileStore
+from store.segments import MongoSegmentStore
 
 log = logging.getLogger("profile360")
 
@@ -47,6 +51,8 @@ class Runtime:
 
     client: Any
     services: ProfileService
+    activity: ActivityService
+    segments: SegmentService
     auth: Authenticator
     keys: KeyStore
 
@@ -59,7 +65,9 @@ class _GraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         runtime = self._runtime.get()
         principal = await runtime.auth.principal(key_from_headers(request.headers))
-        return build_context(principal, runtime.services, request, response)
+        return build_context(
+            principal, runtime.services, runtime.activity, runtime.segments, request, response
+        )
 
 
 class _RuntimeHolder:
@@ -144,12 +152,17 @@ async def _open_runtime(
         keys = KeyStore(db)
         clock = SystemClock()
         services = ProfileService(store, clock, geo_lookup)
+        activity = ActivityService(services, store, MongoActivityStore(db), clock)
+        segments = SegmentService(MongoSegmentStore(db), services, clock)
         await _seed_keys(settings, keys, clock.now())
         await services.merger.recover()
-        recovery = asyncio.create_task(_recover_periodically(services, settings))
+        await activity.recover()
+        recovery = asyncio.create_task(_recover_periodically(services, activity, settings))
         yield Runtime(
             client=client,
             services=services,
+            activity=activity,
+            segments=segments,
             auth=Authenticator(keys, settings.key_cache_seconds),
             keys=keys,
         )
@@ -166,14 +179,17 @@ async def _open_runtime(
             await asyncio.to_thread(engine.stop)
 
 
-async def _recover_periodically(services: ProfileService, settings: Settings) -> None:
+async def _recover_periodically(
+    services: ProfileService, activity: ActivityService, settings: Settings
+) -> None:
     while True:
         await asyncio.sleep(settings.recovery_interval_seconds)
         try:
-            # Only merges idle for a while: a live one is being finished by its own caller.
+            # Only work idle for a while: a live merge or event is finished by its own caller.
             await services.merger.recover(older_than_seconds=30)
+            await activity.recover(older_than_seconds=30)
         except Exception:
-            log.exception("merge recovery failed; will try again")
+            log.exception("recovery failed; will try again")
 
 
 async def _seed_keys(settings: Settings, keys: KeyStore, now: datetime) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 INDEXES: dict[str, list[IndexModel]] = {
     "profiles": [
@@ -17,6 +17,30 @@ INDEXES: dict[str, list[IndexModel]] = {
     "identities": [
         IndexModel([("tenant", ASCENDING), ("profileId", ASCENDING)], name="tenant_profile"),
     ],
+    "events": [
+        IndexModel(
+            [("tenant", ASCENDING), ("profileId", ASCENDING), ("occurredAt", DESCENDING)],
+            name="tenant_profile_time",
+        ),
+        IndexModel(
+            [("tenant", ASCENDING), ("profileId", ASCENDING), ("name", ASCENDING)],
+            name="tenant_profile_name",
+        ),
+        IndexModel(
+            [("tenant", ASCENDING), ("name", ASCENDING), ("occurredAt", ASCENDING)],
+            name="tenant_name_time",
+        ),
+        IndexModel(
+            [("pending", ASCENDING), ("receivedAt", ASCENDING)], name="pending", sparse=True
+        ),
+    ],
+    "conversations": [
+        IndexModel(
+            [("tenant", ASCENDING), ("profileId", ASCENDING), ("startedAt", DESCENDING)],
+            name="tenant_profile_start",
+        ),
+    ],
+    "segments": [IndexModel([("tenant", ASCENDING), ("_id", ASCENDING)], name="tenant_id")],
     "property_definitions": [
         IndexModel([("tenant", ASCENDING), ("name", ASCENDING)], name="tenant_name"),
     ],

@@ -7,8 +7,8 @@ Uniqueness lives in `_id`s (identity keys are `tenant|TYPE|value`, definitions
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from domain.identity import Channel, Identity, IdentityKey
 from domain.merge import MergePlan
 from domain.model import CaptureWrite, MergeClaim, MergeRecord, Profile, ProfileChange
-from domain.ports import FoldOutcome
+from domain.ports import FoldOutcome, ProfileQuery
 from domain.properties import PropertyDefinition
 from store.documents import (
     Document,
@@ -26,11 +26,17 @@ from store.documents import (
     identity_from_doc,
     profile_from_doc,
 )
+from store.filters import FilterCompiler
 from store.pipelines import capture_pipeline, change_pipeline, fold_pipeline, values_update
 
 # A profile that no merge has touched: the filter every ordinary write carries.
 ACTIVE: dict[str, Any] = {"mergedInto": None, "merging": None}
 _DUPLICATE_RETRIES = 5
+_EXPORT_BATCH = 200
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class MongoProfileStore:
@@ -41,6 +47,8 @@ class MongoProfileStore:
         self.profiles = db["profiles"]
         self.identities = db["identities"]
         self.definitions_coll = db["property_definitions"]
+        self.events = db["events"]
+        self.conversations = db["conversations"]
 
     # ----- identity keys -----------------------------------------------------------
 
@@ -93,10 +101,10 @@ class MongoProfileStore:
         )
         return bool(result.matched_count)
 
-    async def repoint_identities(self, tenant: str, from_profile: str, to_profile: str) -> None:
-        await self.identities.update_many(
-            {"tenant": tenant, "profileId": from_profile}, {"$set": {"profileId": to_profile}}
-        )
+    async def move_records(self, tenant: str, from_profile: str, to_profile: str) -> None:
+        moved = {"tenant": tenant, "profileId": from_profile}
+        for collection in (self.identities, self.events, self.conversations):
+            await collection.update_many(moved, {"$set": {"profileId": to_profile}})
 
     async def identities_of(
         self, tenant: str, profile_ids: Sequence[str]
@@ -191,12 +199,106 @@ class MongoProfileStore:
         )
         return profile_from_doc(doc) if doc else None
 
-    async def list_profiles(self, tenant: str, after: str | None, limit: int) -> list[Profile]:
-        query: dict[str, Any] = {"tenant": tenant, "mergedInto": None}
+    async def _filter(self, tenant: str, query: ProfileQuery) -> dict[str, Any]:
+        now = query.now or datetime.now(UTC)
+        return await FilterCompiler(self.events, now).query(tenant, query)
+
+    async def list_profiles(
+        self, tenant: str, query: ProfileQuery, after: str | None, limit: int
+    ) -> list[Profile]:
+        found = await self._filter(tenant, query)
         if after is not None:
-            query["_id"] = {"$gt": after}
-        cursor = self.profiles.find(query).sort("_id", 1).limit(limit)
+            found = {"$and": [found, {"_id": {"$gt": after}}]}
+        cursor = self.profiles.find(found).sort("_id", 1).limit(limit)
         return [profile_from_doc(doc) async for doc in cursor]
+
+    async def count_profiles(self, tenant: str, query: ProfileQuery) -> int:
+        return int(await self.profiles.count_documents(await self._filter(tenant, query)))
+
+    async def iterate_profiles(self, tenant: str, query: ProfileQuery) -> AsyncIterator[Profile]:
+        cursor = self.profiles.find(await self._filter(tenant, query)).sort("_id", 1)
+        async for doc in cursor.batch_size(_EXPORT_BATCH):
+            yield profile_from_doc(doc)
+
+    async def erase_profile(self, tenant: str, profile_id: str) -> bool:
+        if await self.profiles.find_one({"_id": profile_id, "tenant": tenant}, {"_id": 1}) is None:
+            return False
+        doomed = [profile_id]
+        frontier = [profile_id]
+        while frontier:  # the redirects left by merges into it, and by merges into those
+            redirects = self.profiles.find(
+                {"tenant": tenant, "mergedInto": {"$in": frontier}}, {"_id": 1}
+            )
+            frontier = [doc["_id"] async for doc in redirects]
+            doomed.extend(frontier)
+        owned = {"tenant": tenant, "profileId": {"$in": doomed}}
+        for collection in (self.identities, self.events, self.conversations):
+            await collection.delete_many(owned)
+        # The profile goes last, so an interrupted erase can simply be run again.
+        await self.profiles.delete_many({"tenant": tenant, "_id": {"$in": doomed[::-1]}})
+        return True
+
+    async def _summaries(
+        self, tenant: str, profile_id: str, names: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        pipeline = [
+            {"$match": {"tenant": tenant, "profileId": profile_id, "name": {"$in": list(names)}}},
+            {
+                "$group": {
+                    "_id": "$name",
+                    "count": {"$sum": 1},
+                    "first": {"$min": "$occurredAt"},
+                    "last": {"$max": "$occurredAt"},
+                }
+            },
+        ]
+        return [row async for row in self.events.aggregate(pipeline)]
+
+    async def refresh_event_summaries(
+        self, tenant: str, profile_id: str, names: Sequence[str]
+    ) -> Profile | None:
+        rows = await self._summaries(tenant, profile_id, names)
+        update: dict[str, Any] = {"$set": {"tenant": tenant, "updatedAt": _now()}}
+        if rows:
+            update["$max"] = {f"events.{r['_id']}.count": r["count"] for r in rows}
+            update["$max"].update({f"events.{r['_id']}.last": r["last"] for r in rows})
+            update["$min"] = {f"events.{r['_id']}.first": r["first"] for r in rows}
+        for _ in range(_DUPLICATE_RETRIES):
+            try:
+                # Upsert: a first event from a new sender may arrive before its profile exists.
+                doc = await self.profiles.find_one_and_update(
+                    {"_id": profile_id, "tenant": tenant, **ACTIVE},
+                    {**update, "$setOnInsert": {"createdAt": _now(), "props": {}}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                existing = await self.profiles.find_one({"_id": profile_id})
+                if existing is not None and (existing.get("mergedInto") or existing.get("merging")):
+                    return None
+                continue
+            return profile_from_doc(doc)
+        return None
+
+    async def move_event(self, tenant: str, event_key: str, profile_id: str) -> None:
+        await self.events.update_one(
+            {"_id": event_key, "tenant": tenant}, {"$set": {"profileId": profile_id}}
+        )
+
+    async def set_event_summaries(self, tenant: str, profile_id: str, names: Sequence[str]) -> None:
+        rows = {r["_id"]: r for r in await self._summaries(tenant, profile_id, names)}
+        update: dict[str, Any] = {}
+        replaced = {
+            f"events.{name}": {"count": r["count"], "first": r["first"], "last": r["last"]}
+            for name, r in rows.items()
+        }
+        if replaced:
+            update["$set"] = replaced
+        gone = {f"events.{name}": "" for name in names if name not in rows}
+        if gone:
+            update["$unset"] = gone
+        if update:
+            await self.profiles.update_one({"_id": profile_id, "tenant": tenant}, update)
 
     # ----- merges ------------------------------------------------------------------
 

@@ -93,15 +93,6 @@ def fold_pipeline(plan: MergePlan, record: MergeRecord, now: datetime) -> list[S
         has_location = {"$or": [_present(n) for n in LOCATION_PAIR]}
         for name, value in plan.location.items():
             stage[f"props.{name}"] = {"$cond": [has_location, _field(name), lit(value)]}
-    for event in plan.events:
-        base = f"events.{event.name}"
-        stage[f"{base}.count"] = {"$add": [{"$ifNull": [f"${base}.count", 0]}, event.count]}
-        stage[f"{base}.first"] = {
-            "$min": [{"$ifNull": [f"${base}.first", lit(event.first_seen)]}, lit(event.first_seen)]
-        }
-        stage[f"{base}.last"] = {
-            "$max": [{"$ifNull": [f"${base}.last", lit(event.last_seen)]}, lit(event.last_seen)]
-        }
     stage["mergeHistory"] = {
         "$concatArrays": [{"$ifNull": ["$mergeHistory", []]}, lit([record_to_doc(record)])]
     }

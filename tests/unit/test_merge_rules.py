@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.merge import apply_plan, combine_events, plan_merge
-from domain.model import EventSummary, Profile
+from domain.merge import apply_plan, plan_merge
+from domain.model import Profile
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def _profile(properties: dict[str, Any], events: tuple[EventSummary, ...] = ()) -> Profile:
+def _profile(properties: dict[str, Any]) -> Profile:
     return Profile(
         id="p",
         tenant="t",
@@ -19,13 +19,11 @@ def _profile(properties: dict[str, Any], events: tuple[EventSummary, ...] = ()) 
         properties=properties,
         created_at=T0,
         updated_at=T0,
-        events=events,
     )
 
 
 def _merge(survivor: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
-    merged, _ = apply_plan(survivor, (), plan_merge(_profile(source)))
-    return merged
+    return apply_plan(survivor, plan_merge(_profile(source)))
 
 
 def test_survivor_keeps_its_first_name_and_gains_missing_email_optin() -> None:
@@ -55,19 +53,6 @@ def test_country_and_timezone_stay_together_when_the_survivor_has_either() -> No
 def test_country_and_timezone_are_both_copied_when_the_survivor_has_neither() -> None:
     source = {"country": "US", "timezone": "America/New_York"}
     assert _merge({"firstName": "A"}, source) == {"firstName": "A", **source}
-
-
-def test_event_summaries_add_counts_and_keep_the_earliest_and_latest_times() -> None:
-    mine = (EventSummary("purchase", 2, T0.replace(month=3), T0.replace(month=5)),)
-    theirs = (
-        EventSummary("purchase", 3, T0.replace(month=1), T0.replace(month=4)),
-        EventSummary("signup", 1, T0, T0),
-    )
-    combined = {e.name: e for e in combine_events(mine, theirs)}
-    assert combined["purchase"] == EventSummary(
-        "purchase", 5, T0.replace(month=1), T0.replace(month=5)
-    )
-    assert combined["signup"].count == 1
 
 
 def test_the_plan_depends_on_the_source_only() -> None:

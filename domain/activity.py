@@ -1,0 +1,262 @@
+"""Use cases for what people do: events (with exactly-once summaries) and conversations.
+
+An event is stored first, marked pending; then its profile's summary for that event name is
+recomputed from the stored events and merged in with $max/$min, and the event is settled. The
+recomputation is idempotent, so a retried event id, a crash between the steps (finished by
+recovery) or many concurrent retries all leave the exact count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from domain.errors import NotFound, ValidationFailed
+from domain.events import (
+    MAX_SUBJECT_LENGTH,
+    Conversation,
+    ConversationKind,
+    ConversationStatus,
+    Event,
+    check_client_id,
+    check_event_name,
+    check_event_properties,
+    check_occurred_at,
+)
+from domain.identity import Channel
+from domain.ids import new_id
+from domain.model import Profile
+from domain.ports import ActivityStore, Clock, ProfileStore
+
+if TYPE_CHECKING:
+    from domain.services import ProfileService
+
+MAX_PAGE = 100
+_MAX_HOPS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class TrackResult:
+    profile: Profile
+    event: Event
+    counted: bool  # False when this call repeated an event id that was already stored
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    events: list[Event]
+    has_next: bool
+
+
+type ActivityItem = tuple[str, Event | Conversation]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityPage:
+    """Events and conversations newest first, each with its cursor key."""
+
+    items: list[tuple[datetime, str, Event | Conversation]]
+    has_next: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationInput:
+    id: str
+    channel: Channel
+    kind: ConversationKind
+    status: ConversationStatus
+    subject: str | None
+    started_at: datetime | None
+    updated_at: datetime | None
+    closed_at: datetime | None
+
+
+class ActivityService:
+    """Track events, record conversations, read a profile's activity."""
+
+    def __init__(
+        self,
+        profiles: ProfileService,
+        store: ProfileStore,
+        activity: ActivityStore,
+        clock: Clock,
+    ) -> None:
+        self._profiles = profiles
+        self._store = store
+        self._activity = activity
+        self._clock = clock
+
+    async def _target(
+        self,
+        tenant: str,
+        channel: Channel | None,
+        sender_id: str | None,
+        profile_id: str | None,
+    ) -> str:
+        """The profile an input points at: by sender (created on first contact) or by id."""
+        if (profile_id is None) == (channel is None or sender_id is None):
+            raise ValidationFailed(
+                "Give either channel and senderId, or profileId", field="profileId"
+            )
+        if profile_id is not None:
+            found = await self._profiles.profile(tenant, profile_id)
+            if found is None:
+                raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
+            return found.id
+        assert channel is not None and sender_id is not None
+        return await self._profiles.sender_profile_id(tenant, channel, sender_id)
+
+    async def track_event(
+        self,
+        tenant: str,
+        *,
+        name: str,
+        properties: object,
+        occurred_at: datetime | None,
+        event_id: str | None,
+        channel: Channel | None = None,
+        sender_id: str | None = None,
+        profile_id: str | None = None,
+    ) -> TrackResult:
+        check_event_name(name, field="name")
+        values = check_event_properties(properties)
+        now = self._clock.now()
+        when = check_occurred_at(occurred_at, now, field="occurredAt")
+        if event_id is not None:
+            check_client_id(event_id, field="eventId")
+        target = await self._target(tenant, channel, sender_id, profile_id)
+        key = f"{tenant}|e|{event_id if event_id is not None else new_id()}"
+        event = Event(
+            id=key,
+            profile_id=target,
+            name=name,
+            properties=values,
+            occurred_at=when,
+            received_at=now,
+            event_id=event_id,
+        )
+        stored, pending = await self._activity.insert_event(tenant, event)
+        inserted = stored is event
+        if not pending:
+            profile = await self._profiles.profile(tenant, stored.profile_id)
+            if profile is None:
+                raise NotFound("The event's profile no longer exists", field="eventId")
+            return TrackResult(profile, stored, counted=False)
+        profile = await self.settle(tenant, stored)
+        return TrackResult(profile, stored, counted=inserted)
+
+    async def settle(self, tenant: str, event: Event) -> Profile:
+        """Bring the summary of the event's profile up to date, then settle the event."""
+        profile_id = event.profile_id
+        for _ in range(_MAX_HOPS):
+            profile = await self._store.refresh_event_summaries(tenant, profile_id, [event.name])
+            if profile is not None:
+                await self._activity.settle_event(tenant, event.id)
+                return profile
+            # The profile was merged away meanwhile: the event belongs to the survivor.
+            survivor = await self._profiles.profile(tenant, profile_id)
+            if survivor is None:
+                raise NotFound("The event's profile no longer exists", field="profileId")
+            await self._store.move_event(tenant, event.id, survivor.id)
+            profile_id = survivor.id
+        raise ValidationFailed("The profile kept being merged; retry", field="profileId")
+
+    async def recover(self, *, older_than_seconds: float = 0) -> int:
+        """Settle events left pending by a crash; returns how many."""
+        cutoff = self._clock.now() - timedelta(seconds=older_than_seconds)
+        settled = 0
+        seen: set[str] = set()
+        while True:
+            batch = [
+                (t, e)
+                for t, e in await self._activity.pending_events(cutoff, 100)
+                if e.id not in seen
+            ]
+            if not batch:
+                return settled
+            for tenant, event in batch:
+                seen.add(event.id)
+                try:
+                    await self.settle(tenant, event)
+                except NotFound:
+                    continue
+                settled += 1
+
+    async def event_history(
+        self,
+        tenant: str,
+        profile_id: str,
+        name: str | None,
+        first: int,
+        after: tuple[datetime, str] | None,
+    ) -> EventPage:
+        _check_page(first)
+        if name is not None:
+            check_event_name(name, field="name")
+        rows = await self._activity.event_history(tenant, profile_id, name, after, first + 1)
+        return EventPage(rows[:first], len(rows) > first)
+
+    async def activity(
+        self, tenant: str, profile_id: str, first: int, after: tuple[datetime, str] | None
+    ) -> ActivityPage:
+        """Events and conversations in one timeline, newest first (conversations by start)."""
+        _check_page(first)
+        events = await self._activity.event_history(tenant, profile_id, None, after, first + 1)
+        chats = await self._activity.conversations_of(tenant, profile_id, after, first + 1)
+        items: list[tuple[datetime, str, Event | Conversation]] = [
+            (e.occurred_at, e.id, e) for e in events
+        ]
+        items.extend((c.started_at, key, c) for key, c in chats)
+        items.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        return ActivityPage(items[:first], len(items) > first)
+
+    async def record_conversation(
+        self,
+        tenant: str,
+        conversation: ConversationInput,
+        *,
+        channel: Channel | None,
+        sender_id: str | None,
+        profile_id: str | None,
+    ) -> Conversation:
+        check_client_id(conversation.id, field="id")
+        if conversation.subject is not None and len(conversation.subject) > MAX_SUBJECT_LENGTH:
+            raise ValidationFailed(
+                f"subject is longer than {MAX_SUBJECT_LENGTH} characters", field="subject"
+            )
+        now = self._clock.now()
+        started = check_occurred_at(conversation.started_at, now, field="startedAt")
+        updated = check_occurred_at(conversation.updated_at, now, field="updatedAt")
+        closed = conversation.closed_at
+        if closed is not None:
+            closed = check_occurred_at(closed, now, field="closedAt")
+            if closed < started:
+                raise ValidationFailed("closedAt is before startedAt", field="closedAt")
+        linked = None
+        if channel is not None or sender_id is not None or profile_id is not None:
+            linked = await self._target(tenant, channel, sender_id, profile_id)
+        existing = await self._activity.get_conversation(tenant, conversation.id)
+        if existing is None and linked is None:
+            raise ValidationFailed(
+                "A new conversation needs channel and senderId, or profileId", field="profileId"
+            )
+        record = Conversation(
+            id=conversation.id,
+            profile_id=linked or (existing.profile_id if existing else ""),
+            channel=conversation.channel,
+            kind=conversation.kind,
+            status=conversation.status,
+            subject=conversation.subject,
+            started_at=started,
+            updated_at=updated,
+            closed_at=closed,
+        )
+        return await self._activity.upsert_conversation(
+            tenant, record, linked if existing is not None else None
+        )
+
+
+def _check_page(first: int) -> None:
+    if not 0 <= first <= MAX_PAGE:
+        raise ValidationFailed(f"first must be between 0 and {MAX_PAGE}", field="first")

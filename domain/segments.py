@@ -1,0 +1,116 @@
+"""Segments: saved filters whose members are always evaluated on current data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from domain.errors import LimitExceeded, NotFound, ValidationFailed
+from domain.filters import filter_to_json, parse_filter
+from domain.ids import new_id
+
+if TYPE_CHECKING:
+    from domain.ports import Clock, ProfileQuery, SegmentStore
+    from domain.services import Page, ProfileService
+
+MAX_SEGMENTS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A named filter of a tenant; `filter` is the client form (see domain.filters)."""
+
+    id: str
+    name: str
+    description: str
+    filter: Mapping[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class SegmentService:
+    """Create, change, delete and evaluate segments."""
+
+    def __init__(self, store: SegmentStore, profiles: ProfileService, clock: Clock) -> None:
+        self._store = store
+        self._profiles = profiles
+        self._clock = clock
+
+    async def _checked(
+        self, tenant: str, name: str, description: str, where: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if not name.strip() or len(name) > 100:
+            raise ValidationFailed("name is 1 to 100 characters", field="name")
+        if len(description) > 500:
+            raise ValidationFailed("description is at most 500 characters", field="description")
+        definitions = {d.name: d for d in await self._profiles.definitions.all(tenant)}
+        return filter_to_json(parse_filter(where, definitions, field="filter"))
+
+    async def create(
+        self, tenant: str, name: str, description: str, where: Mapping[str, Any]
+    ) -> Segment:
+        checked = await self._checked(tenant, name, description, where)
+        if len(await self._store.list_segments(tenant)) >= MAX_SEGMENTS:
+            raise LimitExceeded(f"A tenant has at most {MAX_SEGMENTS} segments", field="name")
+        now = self._clock.now()
+        segment = Segment(new_id(), name.strip(), description, checked, now, now)
+        return await self._store.insert_segment(tenant, segment)
+
+    async def update(
+        self,
+        tenant: str,
+        segment_id: str,
+        name: str | None,
+        description: str | None,
+        where: Mapping[str, Any] | None,
+    ) -> Segment:
+        current = await self.get(tenant, segment_id)
+        checked = await self._checked(
+            tenant,
+            current.name if name is None else name,
+            current.description if description is None else description,
+            current.filter if where is None else where,
+        )
+        updated = Segment(
+            current.id,
+            (current.name if name is None else name).strip(),
+            current.description if description is None else description,
+            checked,
+            current.created_at,
+            self._clock.now(),
+        )
+        if await self._store.replace_segment(tenant, updated) is None:
+            raise NotFound(f"No segment with id {segment_id!r}", field="id")
+        return updated
+
+    async def delete(self, tenant: str, segment_id: str) -> None:
+        if not await self._store.delete_segment(tenant, segment_id):
+            raise NotFound(f"No segment with id {segment_id!r}", field="id")
+
+    async def get(self, tenant: str, segment_id: str) -> Segment:
+        found = await self.find(tenant, segment_id)
+        if found is None:
+            raise NotFound(f"No segment with id {segment_id!r}", field="id")
+        return found
+
+    async def find(self, tenant: str, segment_id: str) -> Segment | None:
+        if not segment_id or len(segment_id) > 64:
+            return None
+        return await self._store.get_segment(tenant, segment_id)
+
+    async def list(self, tenant: str) -> list[Segment]:
+        return await self._store.list_segments(tenant)
+
+    async def query(self, tenant: str, segment: Segment) -> ProfileQuery:
+        """The segment's filter, evaluated now: membership is always live."""
+        return await self._profiles.query(tenant, segment.filter, None)
+
+    async def count(self, tenant: str, segment: Segment) -> int:
+        return await self._profiles.count(tenant, await self.query(tenant, segment))
+
+    async def members(
+        self, tenant: str, segment: Segment, first: int | None, after: str | None
+    ) -> Page:
+        return await self._profiles.page(tenant, await self.query(tenant, segment), first, after)

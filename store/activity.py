@@ -1,0 +1,172 @@
+"""Events and conversations in MongoDB.
+
+An event's `_id` is `tenant|e|<client event id>` when the client gives one, so a retry is a
+duplicate key; a conversation's is `tenant|c|<conversation id>`, so a second call updates it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from domain.events import Conversation, ConversationKind, ConversationStatus, Event
+from domain.identity import Channel
+from store.documents import utc
+
+
+def event_key(tenant: str, client_id: str) -> str:
+    return f"{tenant}|e|{client_id}"
+
+
+def conversation_key(tenant: str, conversation_id: str) -> str:
+    return f"{tenant}|c|{conversation_id}"
+
+
+def _event(doc: Mapping[str, Any]) -> Event:
+    return Event(
+        id=doc["_id"],
+        profile_id=doc["profileId"],
+        name=doc["name"],
+        properties=doc.get("properties") or {},
+        occurred_at=utc(doc["occurredAt"]),
+        received_at=utc(doc["receivedAt"]),
+        event_id=doc.get("eventId"),
+    )
+
+
+def _conversation(doc: Mapping[str, Any]) -> Conversation:
+    closed = doc.get("closedAt")
+    return Conversation(
+        id=doc["conversationId"],
+        profile_id=doc["profileId"],
+        channel=Channel(doc["channel"]),
+        kind=ConversationKind(doc["kind"]),
+        status=ConversationStatus(doc["status"]),
+        subject=doc.get("subject"),
+        started_at=utc(doc["startedAt"]),
+        updated_at=utc(doc["updatedAt"]),
+        closed_at=utc(closed) if closed else None,
+    )
+
+
+def _before(after: tuple[datetime, str] | None, field: str) -> dict[str, Any]:
+    """Keyset condition for newest-first pages ordered by (field, _id)."""
+    if after is None:
+        return {}
+    at, key = after
+    return {"$or": [{field: {"$lt": at}}, {field: at, "_id": {"$lt": key}}]}
+
+
+class MongoActivityStore:
+    """Events and conversations."""
+
+    def __init__(self, db: Any) -> None:
+        self.events = db["events"]
+        self.conversations = db["conversations"]
+
+    async def insert_event(self, tenant: str, event: Event) -> tuple[Event, bool]:
+        doc = {
+            "_id": event.id,
+            "tenant": tenant,
+            "profileId": event.profile_id,
+            "name": event.name,
+            "properties": dict(event.properties),
+            "occurredAt": event.occurred_at,
+            "receivedAt": event.received_at,
+            "eventId": event.event_id,
+            "pending": True,
+        }
+        try:
+            await self.events.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.events.find_one({"_id": event.id})
+            if existing is None:  # erased between the two calls
+                raise
+            return _event(existing), bool(existing.get("pending"))
+        return event, True
+
+    async def settle_event(self, tenant: str, event_key: str) -> None:
+        # Only the flag: a merge may have moved the event meanwhile, and that stays true.
+        await self.events.update_one(
+            {"_id": event_key, "tenant": tenant}, {"$unset": {"pending": ""}}
+        )
+
+    async def pending_events(
+        self, received_before: datetime, limit: int
+    ) -> list[tuple[str, Event]]:
+        cursor = self.events.find({"pending": True, "receivedAt": {"$lte": received_before}}).limit(
+            limit
+        )
+        return [(doc["tenant"], _event(doc)) async for doc in cursor]
+
+    async def event_history(
+        self,
+        tenant: str,
+        profile_id: str,
+        name: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Event]:
+        query: dict[str, Any] = {
+            "tenant": tenant,
+            "profileId": profile_id,
+            **_before(after, "occurredAt"),
+        }
+        if name is not None:
+            query["name"] = name
+        cursor = self.events.find(query).sort([("occurredAt", -1), ("_id", -1)]).limit(limit)
+        return [_event(doc) async for doc in cursor]
+
+    async def upsert_conversation(
+        self, tenant: str, conversation: Conversation, profile_id: str | None
+    ) -> Conversation:
+        key = conversation_key(tenant, conversation.id)
+        changes: dict[str, Any] = {
+            "status": conversation.status.value,
+            "updatedAt": conversation.updated_at,
+            "closedAt": conversation.closed_at,
+        }
+        if conversation.subject is not None:
+            changes["subject"] = conversation.subject
+        on_insert: dict[str, Any] = {
+            "tenant": tenant,
+            "conversationId": conversation.id,
+            "channel": conversation.channel.value,
+            "kind": conversation.kind.value,
+            "startedAt": conversation.started_at,
+        }
+        if profile_id is not None:
+            changes["profileId"] = profile_id
+        else:
+            on_insert["profileId"] = conversation.profile_id
+        for _ in range(3):
+            try:
+                doc = await self.conversations.find_one_and_update(
+                    {"_id": key},
+                    {"$set": changes, "$setOnInsert": on_insert},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                continue  # a concurrent first call inserted it: this one updates it
+            return _conversation(doc)
+        raise RuntimeError("conversation upsert kept colliding")
+
+    async def conversations_of(
+        self,
+        tenant: str,
+        profile_id: str,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[tuple[str, Conversation]]:
+        query = {"tenant": tenant, "profileId": profile_id, **_before(after, "startedAt")}
+        cursor = self.conversations.find(query).sort([("startedAt", -1), ("_id", -1)]).limit(limit)
+        return [(doc["_id"], _conversation(doc)) async for doc in cursor]
+
+    async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation | None:
+        doc = await self.conversations.find_one({"_id": conversation_key(tenant, conversation_id)})
+        return _conversation(doc) if doc else None
