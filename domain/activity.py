@@ -95,17 +95,16 @@ class ActivityService:
         profile_id: str | None,
     ) -> str:
         """The profile an input points at: by sender (created on first contact) or by id."""
-        if (profile_id is None) == (channel is None or sender_id is None):
+        if profile_id is None and channel is not None and sender_id is not None:
+            return await self._profiles.sender_profile_id(tenant, channel, sender_id)
+        if profile_id is None or sender_id is not None:
             raise ValidationFailed(
                 "Give either channel and senderId, or profileId", field="profileId"
             )
-        if profile_id is not None:
-            found = await self._profiles.profile(tenant, profile_id)
-            if found is None:
-                raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
-            return found.id
-        assert channel is not None and sender_id is not None
-        return await self._profiles.sender_profile_id(tenant, channel, sender_id)
+        found = await self._profiles.profile(tenant, profile_id)
+        if found is None:
+            raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
+        return found.id
 
     async def track_event(
         self,

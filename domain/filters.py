@@ -161,7 +161,7 @@ def _property(
     if definition is None:
         raise PropertyNotDefined(f"Property '{name}' is not defined", field=f"{field}.name")
     try:
-        op = FilterOp(raw.get("op"))
+        op = FilterOp(str(raw.get("op")))
     except ValueError:
         raise ValidationFailed("Unknown operator", field=f"{field}.op") from None
     value = raw.get("value")

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.extensions import DisableIntrospection
 
-from domain.access import Role
+from domain.access import Principal, Role
 from domain.activity import ActivityService
 from domain.ports import GeoLookup
 from domain.segments import SegmentService
@@ -28,6 +28,7 @@ from resolvers.root import build_schema
 from schema.context import Context
 from server.auth import Authenticator, key_from_headers
 from server.config import Settings
+from server.export import export_endpoint
 from server.geo import GeoIP
 from store.activity import MongoActivityStore
 from store.client import open_client, ping
@@ -107,6 +108,13 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def authenticate(request: Request) -> Principal | None:
+        return await holder.get().auth.principal(key_from_headers(request.headers))
+
+    def export_services() -> tuple[ProfileService, SegmentService]:
+        runtime = holder.get()
+        return runtime.services, runtime.segments
+
     async def readyz(request: Request) -> Response:
         ready = await ping(holder.get().client)
         return JSONResponse({"database": "ok" if ready else "unreachable"}, 200 if ready else 503)
@@ -116,6 +124,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/graphql", graphql),
+            Route("/export", export_endpoint(authenticate, export_services)),
         ],
         lifespan=lifespan,
     )

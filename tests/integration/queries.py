@@ -78,3 +78,103 @@ def identify_input(
     if properties is not None:
         value["properties"] = properties
     return {"input": value}
+
+
+TRACK = """
+mutation Track($input: TrackEventInput!) {
+  trackEvent(input: $input) {
+    counted
+    event { name eventId occurredAt properties }
+    profile { id events { name count firstSeen lastSeen } }
+  }
+}
+"""
+
+HISTORY = """
+query History($id: ID!, $name: String, $first: Int!, $after: String) {
+  profile(id: $id) {
+    eventHistory(name: $name, first: $first, after: $after) {
+      edges { cursor node { name occurredAt eventId } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}
+"""
+
+RECORD = """
+mutation Record($input: RecordConversationInput!) {
+  recordConversation(input: $input) {
+    id profileId channel kind status subject startedAt updatedAt closedAt
+  }
+}
+"""
+
+ACTIVITY = """
+query Activity($id: ID!, $first: Int!, $after: String) {
+  profile(id: $id) {
+    activity(first: $first, after: $after) {
+      edges {
+        cursor
+        node {
+          __typename
+          ... on Event { name occurredAt }
+          ... on Conversation { id kind status startedAt }
+        }
+      }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}
+"""
+
+FILTERED = """
+query Filtered($where: ProfileFilter, $search: String, $first: Int, $after: String) {
+  profiles(where: $where, search: $search, first: $first, after: $after) {
+    edges { cursor node { id userId firstName } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+CREATE_SEGMENT = """
+mutation CreateSegment($input: CreateSegmentInput!) {
+  createSegment(input: $input) { id name description filter count }
+}
+"""
+
+SEGMENT = """
+query Segment($id: ID!, $first: Int, $after: String) {
+  segment(id: $id) {
+    id name count filter
+    members(first: $first, after: $after) {
+      edges { node { id userId } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}
+"""
+
+
+def track_input(
+    name: str,
+    *,
+    sender: str | None = None,
+    channel: str = "WEB",
+    profile_id: str | None = None,
+    at: str | None = None,
+    event_id: str | None = None,
+    properties: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    value: dict[str, Any] = {"name": name}
+    if sender is not None:
+        value["channel"] = channel
+        value["senderId"] = sender
+    if profile_id is not None:
+        value["profileId"] = profile_id
+    if at is not None:
+        value["occurredAt"] = at
+    if event_id is not None:
+        value["eventId"] = event_id
+    if properties is not None:
+        value["properties"] = properties
+    return {"input": value}
