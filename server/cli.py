@@ -13,11 +13,16 @@ from typing import Any
 
 from domain.access import Role, check_tenant
 from domain.errors import DomainError
+from domain.activity import ActivityService
+from domain.services import ProfileService
+from server.app import SystemClock
 from server.config import Settings
+from store.activity import MongoActivityStore
 from store.client import open_client, ping
 from store.embedded import EmbeddedMongo
 from store.indexes import ensure_indexes
 from store.keys import KeyStore
+from store.mongo import MongoProfileStore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,16 +117,17 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
 
 
+class _NoGeo:
+    def locate(self, ip: str) -> None:
+        return None
+
+
 async def _recover(db: Any) -> int:
-    from domain.services import ProfileService
-    from server.app import SystemClock
-    from store.mongo import MongoProfileStore
-
-    class _NoGeo:
-        def locate(self, ip: str) -> None:
-            return None
-
-    services = ProfileService(MongoProfileStore(db), SystemClock(), _NoGeo())
-    finished = await services.merger.recover()
-    print(f"finished {finished} interrupted merge(s)")
+    store = MongoProfileStore(db)
+    clock = SystemClock()
+    services = ProfileService(store, clock, _NoGeo())
+    activity = ActivityService(services, store, MongoActivityStore(db), clock)
+    merges = await services.merger.recover()
+    events = await activity.recover()
+    print(f"finished {merges} interrupted merge(s) and settled {events} pending event(s)")
     return 0
