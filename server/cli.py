@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.access import Role, check_tenant
-from domain.errors import DomainError
 from domain.activity import ActivityService
+from domain.errors import DomainError
 from domain.services import ProfileService
 from server.app import SystemClock
 from server.config import Settings

@@ -313,7 +313,7 @@ async def test_segments_are_created_updated_listed_and_deleted_by_admins(api: Ap
         CREATE_SEGMENT,
         {"input": {"name": "x", "filter": {"property": {"name": "zz", "op": "EXISTS"}}}},
     )
-    other = {"tenant": "globex"}
+    other: dict[str, Any] = {"tenant": "globex"}
     assert (await api.ok(SEGMENT, {"id": segment_id}, **other))["segment"] is None
     assert (await api.ok("{ segments { id } }", **other))["segments"] == []
     await api.refused("NOT_FOUND", update, {"input": {"id": segment_id, "name": "x"}}, **other)
