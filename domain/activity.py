@@ -24,7 +24,7 @@ from domain.events import (
     check_event_properties,
     check_occurred_at,
 )
-from domain.identity import Channel
+from domain.identity import Channel, IdentityKey
 from domain.ids import new_id
 from domain.model import Profile
 from domain.ports import ActivityStore, Clock, ProfileStore
@@ -93,8 +93,9 @@ class ActivityService:
         channel: Channel | None,
         sender_id: str | None,
         profile_id: str | None,
-    ) -> str:
-        """The profile an input points at: by sender (created on first contact) or by id."""
+    ) -> tuple[str, IdentityKey | None]:
+        """The profile an input points at, by sender (created on first contact, and then with
+        the sender's key) or by id."""
         if profile_id is None and channel is not None and sender_id is not None:
             return await self._profiles.sender_profile_id(tenant, channel, sender_id)
         if profile_id is None or sender_id is not None:
@@ -104,7 +105,7 @@ class ActivityService:
         found = await self._profiles.profile(tenant, profile_id)
         if found is None:
             raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
-        return found.id
+        return found.id, None
 
     async def track_event(
         self,
@@ -124,7 +125,7 @@ class ActivityService:
         when = check_occurred_at(occurred_at, now, field="occurredAt")
         if event_id is not None:
             check_client_id(event_id, field="eventId")
-        target = await self._target(tenant, channel, sender_id, profile_id)
+        target, _ = await self._target(tenant, channel, sender_id, profile_id)
         key = f"{tenant}|e|{event_id if event_id is not None else new_id()}"
         event = Event(
             id=key,
@@ -232,9 +233,9 @@ class ActivityService:
             closed = check_occurred_at(closed, now, field="closedAt")
             if closed < started:
                 raise ValidationFailed("closedAt is before startedAt", field="closedAt")
-        linked = None
+        linked = identity = None
         if channel is not None or sender_id is not None or profile_id is not None:
-            linked = await self._target(tenant, channel, sender_id, profile_id)
+            linked, identity = await self._target(tenant, channel, sender_id, profile_id)
         existing = await self._activity.get_conversation(tenant, conversation.id)
         if existing is None and linked is None:
             raise ValidationFailed(
@@ -252,7 +253,10 @@ class ActivityService:
             closed_at=closed,
         )
         return await self._activity.upsert_conversation(
-            tenant, record, linked if existing is not None else None
+            tenant,
+            record,
+            linked if existing is not None else None,
+            identity.storage_id(tenant) if identity else None,
         )
 
 

@@ -25,6 +25,9 @@ class MergePlan:
     fill: Mapping[str, Any] = field(default_factory=dict)
     union: Mapping[str, list[Any]] = field(default_factory=dict)
     location: Mapping[str, Any] = field(default_factory=dict)
+    # A manual merge of an identified source into an unidentified target carries the userId.
+    user_id: str | None = None
+    match_keys: tuple[str, ...] = ()
 
 
 def plan_merge(source: Profile) -> MergePlan:
@@ -40,7 +43,13 @@ def plan_merge(source: Profile) -> MergePlan:
             union[name] = list(value)
         else:
             fill[name] = value
-    return MergePlan(fill=fill, union=union, location=location)
+    return MergePlan(
+        fill=fill,
+        union=union,
+        location=location,
+        user_id=source.user_id,
+        match_keys=source.match_keys,
+    )
 
 
 def _present(value: Any) -> bool:

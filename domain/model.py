@@ -64,6 +64,8 @@ class Profile:
     merge_history: tuple[MergeRecord, ...] = ()
     merged_into: str | None = None
     merging: MergeClaim | None = None
+    # Lookup aid for merge suggestions (see domain.matching); a superset, re-checked on use.
+    match_keys: tuple[str, ...] = ()
     # Set when the profile was read through an id that was merged into it.
     redirected_from: str | None = None
 
@@ -89,6 +91,7 @@ class ProfileChange:
     unset: tuple[str, ...] = ()
     add_tags: tuple[str, ...] = ()
     remove_tags: tuple[str, ...] = ()
+    match_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +100,4 @@ class CaptureWrite:
 
     set: Mapping[str, Any]
     fill: Mapping[str, Any] = field(default_factory=dict)
+    match_keys: tuple[str, ...] = ()

@@ -39,7 +39,9 @@ class GeoLookup(Protocol):
 class FoldOutcome(StrEnum):
     APPLIED = "APPLIED"
     ALREADY_APPLIED = "ALREADY_APPLIED"
-    TARGET_INACTIVE = "TARGET_INACTIVE"
+    TARGET_INACTIVE = "TARGET_INACTIVE"  # merged, merging, erased, or changed under us
+    USER_ID_CONFLICT = "USER_ID_CONFLICT"  # the target holds another userId
+    LIMIT_REACHED = "LIMIT_REACHED"  # the target has recorded the maximum number of merges
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +85,26 @@ class ProfileStore(Protocol):
         """Move the key only while it is still bound to from_profile."""
         ...
 
-    async def move_records(self, tenant: str, from_profile: str, to_profile: str) -> None:
-        """Move identity keys, events and conversations from one profile to another."""
+    async def move_records(
+        self, tenant: str, from_profile: str, to_profile: str, merge_id: str
+    ) -> None:
+        """Move identity keys, events and conversations from one profile to another, tagging
+        each moved record with the merge id (what an undo would need)."""
         ...
+
+    async def move_identity_conversations(
+        self, tenant: str, key: IdentityKey, from_profile: str, to_profile: str
+    ) -> None:
+        """Move the conversations that came in through one identity."""
+        ...
+
+    async def count_identities(self, tenant: str, profile_ids: Sequence[str]) -> int: ...
+
+    async def add_match_keys(self, tenant: str, profile_id: str, keys: Sequence[str]) -> None: ...
+
+    async def find_by_match_keys(
+        self, tenant: str, keys: Sequence[str], limit: int
+    ) -> list[Profile]: ...
 
     async def identities_of(
         self, tenant: str, profile_ids: Sequence[str]
@@ -161,7 +180,13 @@ class ProfileStore(Protocol):
         ...
 
     async def fold_merge(
-        self, tenant: str, target_id: str, plan: MergePlan, record: MergeRecord, now: datetime
+        self,
+        tenant: str,
+        target_id: str,
+        plan: MergePlan,
+        record: MergeRecord,
+        now: datetime,
+        max_merges: int,
     ) -> tuple[FoldOutcome, Profile | None]:
         """Apply the plan to the target once per merge id; the target as written, if it was."""
         ...
@@ -214,10 +239,15 @@ class ActivityStore(Protocol):
     ) -> list[Event]: ...
 
     async def upsert_conversation(
-        self, tenant: str, conversation: Conversation, profile_id: str | None
+        self,
+        tenant: str,
+        conversation: Conversation,
+        profile_id: str | None,
+        identity: str | None,
     ) -> Conversation:
         """Create or update a conversation by its id; an existing one keeps its profile and
-        start time unless profile_id is given."""
+        start time unless profile_id is given. `identity` is the storage id of the sender's
+        key it came through (a detached identity takes its conversations along)."""
         ...
 
     async def conversations_of(

@@ -14,7 +14,14 @@ from typing import Any
 
 from domain.autocapture import CaptureContext, auto_values
 from domain.definitions import Definitions
-from domain.errors import Contention, NotFound, UserIdImmutable, ValidationFailed
+from domain.errors import (
+    Contention,
+    LimitExceeded,
+    MergeConflict,
+    NotFound,
+    UserIdImmutable,
+    ValidationFailed,
+)
 from domain.filters import parse_filter
 from domain.identity import (
     Channel,
@@ -25,7 +32,14 @@ from domain.identity import (
     user_id_key,
 )
 from domain.ids import new_id
-from domain.merging import Merger
+from domain.matching import (
+    Suggestion,
+    keys_of_identity,
+    keys_of_profile,
+    keys_of_values,
+    suggest,
+)
+from domain.merging import DEFAULT_MAX_MERGES, Abandoned, Merger, MergeResult
 from domain.model import CaptureWrite, MergeTrigger, Profile, ProfileChange
 from domain.ports import Clock, GeoLookup, ProfileQuery, ProfileStore
 from domain.properties import (
@@ -41,6 +55,8 @@ MAX_ATTEMPTS = 25
 MAX_REDIRECT_HOPS = 16
 MAX_PAGE = 100
 MAX_SEARCH_LENGTH = 100
+MAX_SUGGESTIONS = 20
+DEFAULT_MAX_IDENTITIES = 100
 
 
 class IdentifyOutcome(StrEnum):
@@ -75,12 +91,21 @@ class Page:
 class ProfileService:
     """Capture, identify, edit and read the profiles of a tenant."""
 
-    def __init__(self, store: ProfileStore, clock: Clock, geo: GeoLookup) -> None:
+    def __init__(
+        self,
+        store: ProfileStore,
+        clock: Clock,
+        geo: GeoLookup,
+        *,
+        max_identities: int = DEFAULT_MAX_IDENTITIES,
+        max_merges: int = DEFAULT_MAX_MERGES,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._geo = geo
+        self.max_identities = max_identities
         self.definitions = Definitions(store, clock)
-        self.merger = Merger(store, clock)
+        self.merger = Merger(store, clock, max_merges)
 
     # ----- capture -----------------------------------------------------------------
 
@@ -104,7 +129,9 @@ class ProfileService:
             if k not in values
         }
         write = CaptureWrite(
-            set={**values, "lastChannel": channel.value, "lastSession": now}, fill=fill
+            set={**values, "lastChannel": channel.value, "lastSession": now},
+            fill=fill,
+            match_keys=(*keys_of_identity(key), *keys_of_values({**fill, **values})),
         )
         identity, created = await self._bind_sender(tenant, key, channel)
         profile = await self._write_capture(tenant, identity.profile_id, write)
@@ -220,6 +247,7 @@ class ProfileService:
         if existing.id == current.id:
             profile = await self._apply(tenant, existing, values)
             return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
+        await self._check_identity_limit(tenant, current.id, existing.id)
         merged = await self.merger.merge(
             tenant,
             current.id,
@@ -228,7 +256,9 @@ class ProfileService:
             actor=actor,
             unidentified_only=True,
         )
-        if merged is None:
+        if merged is Abandoned.LIMIT_REACHED:
+            raise _merge_limit(self.merger.max_merges)
+        if not isinstance(merged, MergeResult):
             return None
         survivor = merged.survivor or await self._active(tenant, merged.survivor_id)
         if survivor is None:
@@ -251,6 +281,7 @@ class ProfileService:
         if existing is not None:
             if not await self._store.rebind_identity(tenant, key, identity.profile_id, existing.id):
                 return None
+            await self._store.add_match_keys(tenant, existing.id, keys_of_identity(key))
             profile = await self._apply(tenant, existing, values)
             return IdentifyResult(profile, IdentifyOutcome.SWITCHED)
         if owner is not None:
@@ -266,6 +297,7 @@ class ProfileService:
         )
         if not await self._store.rebind_identity(tenant, key, identity.profile_id, created_id):
             return None
+        await self._store.add_match_keys(tenant, created_id, keys_of_identity(key))
         profile = await self._apply(tenant, created, values)
         return IdentifyResult(profile, IdentifyOutcome.CREATED)
 
@@ -410,10 +442,122 @@ class ProfileService:
         if profile is None or not await self._store.erase_profile(tenant, profile.id):
             raise NotFound(f"No profile with id {profile_id!r}", field="id")
 
-    async def sender_profile_id(self, tenant: str, channel: Channel, sender_id: str) -> str:
-        """The id of the sender's profile, binding the sender to a new one on first contact."""
-        identity, _ = await self._bind_sender(tenant, identity_key(channel, sender_id), channel)
-        return identity.profile_id
+    async def sender_profile_id(
+        self, tenant: str, channel: Channel, sender_id: str
+    ) -> tuple[str, IdentityKey]:
+        """The id of the sender's profile (a new one on first contact) and the sender's key."""
+        key = identity_key(channel, sender_id)
+        identity, created = await self._bind_sender(tenant, key, channel)
+        if created:
+            await self._store.add_match_keys(tenant, identity.profile_id, keys_of_identity(key))
+        return identity.profile_id, key
+
+    # ----- identity management (agents) ----------------------------------------------
+
+    async def _check_identity_limit(self, tenant: str, *profile_ids: str) -> None:
+        if await self._store.count_identities(tenant, profile_ids) > self.max_identities:
+            raise LimitExceeded(
+                f"A profile holds at most {self.max_identities} identities; this merge would "
+                "exceed that",
+                field="sourceId",
+            )
+
+    async def merge_profiles(
+        self, tenant: str, target_id: str, source_id: str, *, actor: str
+    ) -> tuple[Profile, str]:
+        """Merge the source into the target, which survives (SPEC §7)."""
+        if target_id == source_id:
+            raise MergeConflict("A profile cannot be merged into itself", field="sourceId")
+        for _ in range(MAX_ATTEMPTS):
+            target = await self._exactly(tenant, target_id, "targetId")
+            source = await self._exactly(tenant, source_id, "sourceId")
+            if source.user_id and target.user_id and source.user_id != target.user_id:
+                raise MergeConflict(
+                    "Both profiles are identified, with different userIds; they are different "
+                    "people and cannot be merged",
+                    field="sourceId",
+                )
+            await self._check_identity_limit(tenant, source.id, target.id)
+            merged = await self.merger.merge(
+                tenant,
+                source.id,
+                target.id,
+                trigger=MergeTrigger.MANUAL,
+                actor=actor,
+                unidentified_only=False,
+            )
+            if isinstance(merged, MergeResult):
+                survivor = merged.survivor or await self._active(tenant, merged.survivor_id)
+                if survivor is None:
+                    raise NotFound("The surviving profile was erased", field="targetId")
+                return survivor, source.id
+            if merged is Abandoned.LIMIT_REACHED:
+                raise _merge_limit(self.merger.max_merges)
+            # Otherwise something changed under us: look again (and refuse if now merged).
+        raise Contention("merge kept losing races")
+
+    async def _exactly(self, tenant: str, profile_id: str, field: str) -> Profile:
+        """An active profile by its own id: a merged-away id is a conflict, not a redirect."""
+        raw = await self._store.get_profile(tenant, profile_id) if len(profile_id) <= 64 else None
+        if raw is not None and raw.merging is not None:
+            await self.merger.finish(raw)
+            raw = await self._store.get_profile(tenant, profile_id)
+        if raw is None:
+            raise NotFound(f"No profile with id {profile_id!r}", field=field)
+        if raw.merged_into is not None:
+            raise MergeConflict(
+                f"Profile {profile_id!r} was already merged into {raw.merged_into!r}",
+                field=field,
+            )
+        return raw
+
+    async def detach_identity(
+        self, tenant: str, profile_id: str, channel: Channel, sender_id: str
+    ) -> tuple[Profile, Profile]:
+        """Move one identity (and its conversations) out to a new profile of its own."""
+        key = identity_key(channel, sender_id)
+        profile = await self.profile(tenant, profile_id)
+        if profile is None:
+            raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
+        binding = await self._store.find_identity(tenant, key)
+        owner = await self._active(tenant, binding.profile_id) if binding else None
+        if binding is None or owner is None or owner.id != profile.id:
+            raise NotFound("That identity is not bound to this profile", field="senderId")
+        if profile.user_id is not None and key.value == profile.user_id:
+            raise ValidationFailed(
+                "That identity is the profile's userId, which cannot be detached",
+                field="senderId",
+            )
+        if await self._store.count_identities(tenant, [profile.id]) <= 1:
+            raise ValidationFailed("A profile's last identity cannot be detached", field="senderId")
+        detached_id = new_id()
+        if not await self._store.rebind_identity(tenant, key, binding.profile_id, detached_id):
+            raise Contention("the identity moved while it was being detached")
+        detached = await self._store.write_capture(
+            tenant,
+            detached_id,
+            CaptureWrite(set={}, match_keys=tuple(keys_of_identity(key))),
+            self._clock.now(),
+        )
+        if detached is None:  # pragma: no cover - a brand-new id cannot be merged yet
+            raise Contention("the detached profile could not be created")
+        await self._store.move_identity_conversations(tenant, key, profile.id, detached_id)
+        remaining = await self._active(tenant, profile.id)
+        return remaining or profile, detached
+
+    async def merge_suggestions(self, tenant: str, profile_id: str) -> list[Suggestion]:
+        profile = await self.profile(tenant, profile_id)
+        if profile is None:
+            raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
+        own_identities = await self._store.identities_of(tenant, [profile.id])
+        own = keys_of_profile(profile, own_identities.get(profile.id, []))
+        if not own:
+            return []
+        found = await self._store.find_by_match_keys(tenant, list(own), MAX_SUGGESTIONS + 1)
+        candidates = [c for c in found if c.id != profile.id]
+        identities = await self._store.identities_of(tenant, [c.id for c in candidates])
+        checked = [(c, keys_of_profile(c, identities.get(c.id, []))) for c in candidates]
+        return suggest(profile, own, checked)[:MAX_SUGGESTIONS]
 
     # ----- edits -------------------------------------------------------------------
 
@@ -474,6 +618,13 @@ class ProfileService:
         self, tenant: str, name: str, type_: PropertyType, description: str
     ) -> PropertyDefinition:
         return await self.definitions.define(tenant, name, type_, description)
+
+
+def _merge_limit(limit: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"A profile records at most {limit} merges; this merge would exceed that",
+        field="targetId",
+    )
 
 
 def _check_tags(tags: Sequence[str], field: str) -> tuple[str, ...]:

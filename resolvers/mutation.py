@@ -13,7 +13,9 @@ from schema.inputs import (
     CaptureInput,
     CreateSegmentInput,
     DefinePropertyInput,
+    DetachIdentityInput,
     IdentifyInput,
+    MergeProfilesInput,
     RecordConversationInput,
     TrackEventInput,
     UpdateProfileInput,
@@ -22,7 +24,9 @@ from schema.inputs import (
 from schema.segments import Segment
 from schema.types import (
     CapturePayload,
+    DetachPayload,
     IdentifyPayload,
+    MergePayload,
     Profile,
     PropertyDefinition,
     TrackEventPayload,
@@ -159,3 +163,27 @@ class Mutation:
     async def delete_profile(self, info: Info, id: strawberry.ID) -> bool:
         await info.context.services.delete_profile(tenant_of(info), str(id))
         return True
+
+    @strawberry.mutation(
+        permission_classes=[CanEdit],
+        description="Merge sourceId into targetId (the target survives, SPEC §6-7)",
+    )
+    async def merge_profiles(self, info: Info, input: MergeProfilesInput) -> MergePayload:
+        survivor, merged = await info.context.services.merge_profiles(
+            tenant_of(info), str(input.target_id), str(input.source_id), actor=_actor(info)
+        )
+        return MergePayload(
+            profile=Profile.from_domain(survivor), merged_profile_id=strawberry.ID(merged)
+        )
+
+    @strawberry.mutation(
+        permission_classes=[CanEdit],
+        description="Move one identity and its conversations out to a new profile",
+    )
+    async def detach_identity(self, info: Info, input: DetachIdentityInput) -> DetachPayload:
+        remaining, detached = await info.context.services.detach_identity(
+            tenant_of(info), str(input.profile_id), input.channel, input.sender_id
+        )
+        return DetachPayload(
+            profile=Profile.from_domain(remaining), detached=Profile.from_domain(detached)
+        )

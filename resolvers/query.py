@@ -11,7 +11,7 @@ from schema.cursors import decode_profile_cursor
 from schema.enums import Channel
 from schema.filters import ProfileFilter
 from schema.segments import Segment
-from schema.types import Profile, ProfileConnection, PropertyDefinition
+from schema.types import MergeSuggestion, Profile, ProfileConnection, PropertyDefinition
 
 
 def tenant_of(info: Info) -> str:
@@ -78,6 +78,22 @@ class Query:
     async def property_definitions(self, info: Info) -> list[PropertyDefinition]:
         found = await info.context.services.definitions.all(tenant_of(info))
         return [PropertyDefinition.from_domain(d) for d in found]
+
+    @strawberry.field(
+        permission_classes=[CanList],
+        description="Profiles sharing a phone, an email (also Gmail-normalised) or an external "
+        "id with this one, best first; suggestions never merge anything",
+    )
+    async def merge_suggestions(
+        self, info: Info, profile_id: strawberry.ID
+    ) -> list[MergeSuggestion]:
+        found = await info.context.services.merge_suggestions(tenant_of(info), str(profile_id))
+        return [
+            MergeSuggestion(
+                profile=Profile.from_domain(s.profile), matched_on=list(s.matched_on), score=s.score
+            )
+            for s in found
+        ]
 
     @strawberry.field(permission_classes=[CanList])
     async def segments(self, info: Info) -> list[Segment]:

@@ -114,3 +114,16 @@ class UpdateSegmentInput:
     name: str | None = None
     description: str | None = None
     filter: ProfileFilter | None = None
+
+
+@strawberry.input(description="Merge source into target; the target survives")
+class MergeProfilesInput:
+    target_id: strawberry.ID
+    source_id: strawberry.ID
+
+
+@strawberry.input
+class DetachIdentityInput:
+    profile_id: strawberry.ID
+    channel: Channel
+    sender_id: str

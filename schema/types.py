@@ -351,3 +351,22 @@ class TrackEventPayload:
     counted: bool = strawberry.field(
         description="False when the eventId had been tracked already (the retry counts once)"
     )
+
+
+@strawberry.type(description="Another profile that looks like the same person; nothing merges")
+class MergeSuggestion:
+    profile: Profile
+    matched_on: list[str] = strawberry.field(description="phone, email and/or externalId")
+    score: float = strawberry.field(description="0 to 1: how strongly the matches suggest it")
+
+
+@strawberry.type
+class MergePayload:
+    profile: Profile = strawberry.field(description="The survivor (the target)")
+    merged_profile_id: strawberry.ID = strawberry.field(description="The source, now a redirect")
+
+
+@strawberry.type
+class DetachPayload:
+    profile: Profile = strawberry.field(description="The profile the identity left")
+    detached: Profile = strawberry.field(description="The new profile holding the identity")

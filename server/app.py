@@ -160,7 +160,13 @@ async def _open_runtime(
         store = MongoProfileStore(db)
         keys = KeyStore(db)
         clock = SystemClock()
-        services = ProfileService(store, clock, geo_lookup)
+        services = ProfileService(
+            store,
+            clock,
+            geo_lookup,
+            max_identities=settings.max_identities,
+            max_merges=settings.max_merges,
+        )
         activity = ActivityService(services, store, MongoActivityStore(db), clock)
         segments = SegmentService(MongoSegmentStore(db), services, clock)
         await _seed_keys(settings, keys, clock.now())

@@ -31,6 +31,8 @@ class Settings:
     introspection: bool | None = None
     key_cache_seconds: float = 10.0
     recovery_interval_seconds: float = 60.0
+    max_identities: int = 100
+    max_merges: int = 100
     dev_tenant: str = "demo"
 
     @classmethod
@@ -51,6 +53,8 @@ class Settings:
             introspection=_flag(e.get("INTROSPECTION_ENABLED")),
             key_cache_seconds=float(e.get("API_KEY_CACHE_SECONDS") or 10),
             recovery_interval_seconds=float(e.get("MERGE_RECOVERY_INTERVAL_SECONDS") or 60),
+            max_identities=int(e.get("MAX_IDENTITIES_PER_PROFILE") or 100),
+            max_merges=int(e.get("MAX_MERGES_PER_PROFILE") or 100),
         )
 
     @property

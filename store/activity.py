@@ -122,7 +122,11 @@ class MongoActivityStore:
         return [_event(doc) async for doc in cursor]
 
     async def upsert_conversation(
-        self, tenant: str, conversation: Conversation, profile_id: str | None
+        self,
+        tenant: str,
+        conversation: Conversation,
+        profile_id: str | None,
+        identity: str | None,
     ) -> Conversation:
         key = conversation_key(tenant, conversation.id)
         changes: dict[str, Any] = {
@@ -143,6 +147,8 @@ class MongoActivityStore:
             changes["profileId"] = profile_id
         else:
             on_insert["profileId"] = conversation.profile_id
+        if identity is not None:
+            on_insert["identity"] = identity
         for _ in range(3):
             try:
                 doc = await self.conversations.find_one_and_update(

@@ -98,6 +98,7 @@ def profile_from_doc(doc: Document) -> Profile:
         merge_history=tuple(_record_from_doc(r) for r in doc.get("mergeHistory") or ()),
         merged_into=doc.get("mergedInto"),
         merging=claim_from_doc(doc.get("merging")),
+        match_keys=tuple(doc.get("matchKeys") or ()),
     )
 
 

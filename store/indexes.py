@@ -13,6 +13,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "profiles": [
         IndexModel([("tenant", ASCENDING), ("_id", ASCENDING)], name="tenant_id"),
         IndexModel([("merging.at", ASCENDING)], name="merging_at", sparse=True),
+        IndexModel([("tenant", ASCENDING), ("matchKeys", ASCENDING)], name="tenant_match_keys"),
     ],
     "identities": [
         IndexModel([("tenant", ASCENDING), ("profileId", ASCENDING)], name="tenant_profile"),

@@ -14,7 +14,8 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from domain.identity import Channel, Identity, IdentityKey
+from domain.identity import Channel, Identity, IdentityKey, user_id_key
+from domain.matching import keys_of_identity, keys_of_values
 from domain.merge import MergePlan
 from domain.model import CaptureWrite, MergeClaim, MergeRecord, Profile, ProfileChange
 from domain.ports import FoldOutcome, ProfileQuery
@@ -37,6 +38,10 @@ _EXPORT_BATCH = 200
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _user_keys(user_id: str, values: Mapping[str, Any]) -> list[str]:
+    return [*keys_of_identity(user_id_key(user_id)), *keys_of_values(values)]
 
 
 class MongoProfileStore:
@@ -101,10 +106,39 @@ class MongoProfileStore:
         )
         return bool(result.matched_count)
 
-    async def move_records(self, tenant: str, from_profile: str, to_profile: str) -> None:
+    async def move_records(
+        self, tenant: str, from_profile: str, to_profile: str, merge_id: str
+    ) -> None:
         moved = {"tenant": tenant, "profileId": from_profile}
+        change = {"$set": {"profileId": to_profile}, "$addToSet": {"movedBy": merge_id}}
         for collection in (self.identities, self.events, self.conversations):
-            await collection.update_many(moved, {"$set": {"profileId": to_profile}})
+            await collection.update_many(moved, change)
+
+    async def move_identity_conversations(
+        self, tenant: str, key: IdentityKey, from_profile: str, to_profile: str
+    ) -> None:
+        await self.conversations.update_many(
+            {"tenant": tenant, "profileId": from_profile, "identity": key.storage_id(tenant)},
+            {"$set": {"profileId": to_profile}},
+        )
+
+    async def count_identities(self, tenant: str, profile_ids: Sequence[str]) -> int:
+        query = {"tenant": tenant, "profileId": {"$in": list(profile_ids)}}
+        return int(await self.identities.count_documents(query))
+
+    async def add_match_keys(self, tenant: str, profile_id: str, keys: Sequence[str]) -> None:
+        if keys:
+            await self.profiles.update_one(
+                {"_id": profile_id, "tenant": tenant},
+                {"$addToSet": {"matchKeys": {"$each": list(keys)}}},
+            )
+
+    async def find_by_match_keys(
+        self, tenant: str, keys: Sequence[str], limit: int
+    ) -> list[Profile]:
+        query = {"tenant": tenant, "mergedInto": None, "matchKeys": {"$in": list(keys)}}
+        cursor = self.profiles.find(query).sort("_id", 1).limit(limit)
+        return [profile_from_doc(doc) async for doc in cursor]
 
     async def identities_of(
         self, tenant: str, profile_ids: Sequence[str]
@@ -161,7 +195,10 @@ class MongoProfileStore:
     ) -> Profile | None:
         doc = await self.profiles.find_one_and_update(
             {"_id": profile_id, "tenant": tenant, "userId": None, **ACTIVE},
-            {"$set": {"userId": user_id, "updatedAt": now, **values_update(values)}},
+            {
+                "$set": {"userId": user_id, "updatedAt": now, **values_update(values)},
+                "$addToSet": {"matchKeys": {"$each": _user_keys(user_id, values)}},
+            },
             return_document=ReturnDocument.AFTER,
         )
         return profile_from_doc(doc) if doc else None
@@ -179,6 +216,7 @@ class MongoProfileStore:
                             "props": {},
                             "createdAt": now,
                             "updatedAt": now,
+                            "matchKeys": _user_keys(user_id, {}),
                         }
                     },
                     upsert=True,
@@ -316,27 +354,46 @@ class MongoProfileStore:
         return profile_from_doc(doc) if doc else None
 
     async def fold_merge(
-        self, tenant: str, target_id: str, plan: MergePlan, record: MergeRecord, now: datetime
+        self,
+        tenant: str,
+        target_id: str,
+        plan: MergePlan,
+        record: MergeRecord,
+        now: datetime,
+        max_merges: int,
     ) -> tuple[FoldOutcome, Profile | None]:
+        guard: dict[str, Any] = {
+            "_id": target_id,
+            "tenant": tenant,
+            **ACTIVE,
+            "mergeHistory.mergeId": {"$ne": record.merge_id},
+            # The limit is part of the decisive write, so concurrent merges cannot overshoot it.
+            f"mergeHistory.{max_merges - 1}": {"$exists": False},
+        }
+        if plan.user_id is not None:
+            guard["userId"] = {"$in": [None, plan.user_id]}
         doc = await self.profiles.find_one_and_update(
-            {
-                "_id": target_id,
-                "tenant": tenant,
-                **ACTIVE,
-                "mergeHistory.mergeId": {"$ne": record.merge_id},
-            },
-            fold_pipeline(plan, record, now),
-            return_document=ReturnDocument.AFTER,
+            guard, fold_pipeline(plan, record, now), return_document=ReturnDocument.AFTER
         )
         if doc is not None:
             return FoldOutcome.APPLIED, profile_from_doc(doc)
         target = await self.profiles.find_one(
-            {"_id": target_id, "tenant": tenant}, {"mergeHistory.mergeId": 1}
+            {"_id": target_id, "tenant": tenant},
+            {"mergeHistory.mergeId": 1, "userId": 1, "mergedInto": 1, "merging": 1},
         )
-        history = (target or {}).get("mergeHistory") or []
+        if target is None:
+            return FoldOutcome.TARGET_INACTIVE, None
+        history = target.get("mergeHistory") or []
         if any(entry.get("mergeId") == record.merge_id for entry in history):
             return FoldOutcome.ALREADY_APPLIED, None
-        return FoldOutcome.TARGET_INACTIVE, None
+        if target.get("mergedInto") or target.get("merging"):
+            return FoldOutcome.TARGET_INACTIVE, None
+        owner = target.get("userId")
+        if plan.user_id is not None and owner is not None and owner != plan.user_id:
+            return FoldOutcome.USER_ID_CONFLICT, None
+        if len(history) >= max_merges:
+            return FoldOutcome.LIMIT_REACHED, None
+        return FoldOutcome.TARGET_INACTIVE, None  # changed between the two reads: try again
 
     async def retire_source(
         self, tenant: str, source_id: str, merge_id: str, target_id: str, now: datetime

@@ -34,23 +34,36 @@ def _fill(name: str, value: Any) -> dict[str, Any]:
 
 
 def _list(name: str) -> dict[str, Any]:
-    return {"$ifNull": [_field(name), []]}
+    return _array(_field(name))
 
 
-def _union(name: str, values: Sequence[Any]) -> dict[str, Any]:
+def _array(path: str) -> dict[str, Any]:
+    return {"$ifNull": [path, []]}
+
+
+def _append_new(path: str, values: Sequence[Any]) -> dict[str, Any]:
     """Current items in their order, then the new ones that are not there yet."""
     return {
         "$concatArrays": [
-            _list(name),
+            _array(path),
             {
                 "$filter": {
-                    "input": lit(list(values)),
+                    "input": lit(list(dict.fromkeys(values))),
                     "as": "item",
-                    "cond": {"$eq": [{"$in": ["$$item", _list(name)]}, False]},
+                    "cond": {"$eq": [{"$in": ["$$item", _array(path)]}, False]},
                 }
             },
         ]
     }
+
+
+def _union(name: str, values: Sequence[Any]) -> dict[str, Any]:
+    return _append_new(_field(name), values)
+
+
+def _match_keys(stage: Stage, keys: Sequence[str]) -> None:
+    if keys:
+        stage["matchKeys"] = _append_new("$matchKeys", keys)
 
 
 def capture_pipeline(tenant: str, write: CaptureWrite, now: datetime) -> list[Stage]:
@@ -63,6 +76,7 @@ def capture_pipeline(tenant: str, write: CaptureWrite, now: datetime) -> list[St
             "updatedAt": lit(now),
         }
     )
+    _match_keys(stage, write.match_keys)
     return [{"$set": stage}]
 
 
@@ -80,6 +94,7 @@ def change_pipeline(change: ProfileChange, now: datetime) -> list[Stage]:
             }
         stage["props.tags"] = tags
     stage["updatedAt"] = lit(now)
+    _match_keys(stage, change.match_keys)
     stages: list[Stage] = [{"$set": stage}]
     if change.unset:
         stages.append({"$unset": [f"props.{name}" for name in change.unset]})
@@ -93,6 +108,9 @@ def fold_pipeline(plan: MergePlan, record: MergeRecord, now: datetime) -> list[S
         has_location = {"$or": [_present(n) for n in LOCATION_PAIR]}
         for name, value in plan.location.items():
             stage[f"props.{name}"] = {"$cond": [has_location, _field(name), lit(value)]}
+    if plan.user_id is not None:
+        stage["userId"] = {"$ifNull": ["$userId", lit(plan.user_id)]}
+    _match_keys(stage, plan.match_keys)
     stage["mergeHistory"] = {
         "$concatArrays": [{"$ifNull": ["$mergeHistory", []]}, lit([record_to_doc(record)])]
     }
