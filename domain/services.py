@@ -247,7 +247,7 @@ class ProfileService:
         if existing.id == current.id:
             profile = await self._apply(tenant, existing, values)
             return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
-        await self._check_identity_limit(tenant, current.id, existing.id)
+        await self._check_limits(tenant, existing, current)
         merged = await self.merger.merge(
             tenant,
             current.id,
@@ -454,8 +454,12 @@ class ProfileService:
 
     # ----- identity management (agents) ----------------------------------------------
 
-    async def _check_identity_limit(self, tenant: str, *profile_ids: str) -> None:
-        if await self._store.count_identities(tenant, profile_ids) > self.max_identities:
+    async def _check_limits(self, tenant: str, target: Profile, source: Profile) -> None:
+        """Refuse before anything is written. The fold enforces the merge limit again,
+        atomically, for merges that race each other past this check."""
+        if len(target.merge_history) >= self.merger.max_merges:
+            raise _merge_limit(self.merger.max_merges)
+        if await self._store.count_identities(tenant, [target.id, source.id]) > self.max_identities:
             raise LimitExceeded(
                 f"A profile holds at most {self.max_identities} identities; this merge would "
                 "exceed that",
@@ -477,7 +481,7 @@ class ProfileService:
                     "people and cannot be merged",
                     field="sourceId",
                 )
-            await self._check_identity_limit(tenant, source.id, target.id)
+            await self._check_limits(tenant, target, source)
             merged = await self.merger.merge(
                 tenant,
                 source.id,

@@ -46,10 +46,16 @@ class CommandCounter(monitoring.CommandListener):
     def __init__(self, database: str) -> None:
         self.database = database
         self.names: list[str] = []
+        self.in_transaction: list[str] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.database_name == self.database:
             self.names.append(event.command_name)
+        if {"startTransaction", "autocommit"} & set(event.command) or event.command_name in (
+            "commitTransaction",
+            "abortTransaction",
+        ):
+            self.in_transaction.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

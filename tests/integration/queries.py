@@ -178,3 +178,31 @@ def track_input(
     if properties is not None:
         value["properties"] = properties
     return {"input": value}
+
+
+SUGGESTIONS = """
+query Suggestions($id: ID!) {
+  mergeSuggestions(profileId: $id) { matchedOn score profile { id userId } }
+}
+"""
+
+MERGE = f"""
+mutation Merge($input: MergeProfilesInput!) {{
+  mergeProfiles(input: $input) {{
+    mergedProfileId profile {{ {PROFILE_FIELDS} events {{ name count }} }}
+  }}
+}}
+"""
+
+DETACH = f"""
+mutation Detach($input: DetachIdentityInput!) {{
+  detachIdentity(input: $input) {{
+    profile {{ {PROFILE_FIELDS} }}
+    detached {{ {PROFILE_FIELDS} activity(first: 10) {{ edges {{ node {{ __typename }} }} }} }}
+  }}
+}}
+"""
+
+
+def merge_input(target: str, source: str) -> dict[str, Any]:
+    return {"input": {"targetId": target, "sourceId": source}}
