@@ -46,6 +46,7 @@ class Principal:
     tenant: str
     role: Role
     key_name: str
+    key_id: str = ""
 
     def require(self, action: Action) -> None:
         if self.role not in ALLOWED[action]:

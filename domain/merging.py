@@ -18,6 +18,7 @@ larger id yields, releasing its claim, which is safe because its fold cannot hav
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -54,11 +55,16 @@ class Merger:
     """Runs and finishes merges."""
 
     def __init__(
-        self, store: ProfileStore, clock: Clock, max_merges: int = DEFAULT_MAX_MERGES
+        self,
+        store: ProfileStore,
+        clock: Clock,
+        max_merges: int = DEFAULT_MAX_MERGES,
+        on_merge: Callable[[MergeTrigger], None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self.max_merges = max_merges
+        self._on_merge = on_merge
 
     async def merge(
         self,
@@ -106,6 +112,8 @@ class Merger:
             outcome, survivor = await self._store.fold_merge(
                 source.tenant, claim.target_id, plan, record, self._clock.now(), self.max_merges
             )
+            if outcome is FoldOutcome.APPLIED and self._on_merge is not None:
+                self._on_merge(claim.trigger)  # counted by the one call whose fold applied
             if outcome in (FoldOutcome.APPLIED, FoldOutcome.ALREADY_APPLIED):
                 break
             if outcome is FoldOutcome.USER_ID_CONFLICT:

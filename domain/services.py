@@ -7,7 +7,7 @@ loses one, it re-reads and tries again a bounded number of times.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -99,13 +99,14 @@ class ProfileService:
         *,
         max_identities: int = DEFAULT_MAX_IDENTITIES,
         max_merges: int = DEFAULT_MAX_MERGES,
+        on_merge: Callable[[MergeTrigger], None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._geo = geo
         self.max_identities = max_identities
         self.definitions = Definitions(store, clock)
-        self.merger = Merger(store, clock, max_merges)
+        self.merger = Merger(store, clock, max_merges, on_merge)
 
     # ----- capture -----------------------------------------------------------------
 
@@ -311,15 +312,18 @@ class ProfileService:
         """
         profile = await self._active(tenant, binding.profile_id)
         if profile is None:
-            if await self._store.get_profile(tenant, binding.profile_id) is not None:
-                # The chain of merges ends in a deleted profile: the binding is stale.
-                await self._store.release_identity(tenant, user_id_key(user_id), binding.profile_id)
-                return None
-            # Claimed for a new identified profile whose insert has not landed yet (or never
-            # will): creating it is what its creator does too, and is idempotent.
-            return await self._store.create_identified(
-                tenant, binding.profile_id, user_id, self._clock.now()
-            )
+            raw = await self._store.get_profile(tenant, binding.profile_id)
+            if raw is None:
+                # Claimed for a new identified profile whose insert has not landed yet (or never
+                # will): creating it is what its creator does too, and is idempotent.
+                return await self._store.create_identified(
+                    tenant, binding.profile_id, user_id, self._clock.now()
+                )
+            if raw.active:
+                return None  # it was inserted between our two reads: the caller looks again
+            # A chain of merges that ends in an erased profile: the binding is stale.
+            await self._store.release_identity(tenant, user_id_key(user_id), binding.profile_id)
+            return None
         if profile.user_id == user_id:
             return profile
         if profile.user_id is None:

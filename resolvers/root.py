@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from resolvers.mutation import Mutation
@@ -22,5 +23,12 @@ class _Schema(strawberry.Schema):
         return
 
 
-def build_schema(extensions: list[Any] | None = None) -> strawberry.Schema:
-    return _Schema(query=Query, mutation=Mutation, extensions=[*(extensions or []), ErrorFormatter])
+def build_schema(
+    extensions: list[Any] | None = None, *, field_suggestions: bool = True
+) -> strawberry.Schema:
+    return _Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[*(extensions or []), ErrorFormatter],
+        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+    )

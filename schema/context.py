@@ -33,6 +33,8 @@ class Context:
     loaders: Loaders
     request: Any = None
     response: Any = None
+    # Set when the key is over its rate: the operation is refused with RATE_LIMITED.
+    retry_after: int | None = None
 
 
 Info = strawberry.Info[Context, None]

@@ -5,21 +5,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
-from strawberry.extensions import DisableIntrospection
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 from domain.access import Principal, Role
 from domain.activity import ActivityService
+from domain.errors import RateLimited
 from domain.ports import GeoLookup
 from domain.segments import SegmentService
 from domain.services import ProfileService
@@ -30,6 +42,14 @@ from server.auth import Authenticator, key_from_headers
 from server.config import Settings
 from server.export import export_endpoint
 from server.geo import GeoIP
+from server.observability import (
+    BodySizeLimit,
+    CommandMetrics,
+    Metrics,
+    RateLimitGuard,
+    request_logger,
+)
+from server.ratelimit import RateLimiter
 from store.activity import MongoActivityStore
 from store.client import open_client, ping
 from store.embedded import EmbeddedMongo
@@ -51,11 +71,13 @@ class Runtime:
     """What the lifespan opens and the routes use."""
 
     client: Any
+    metrics: Metrics
     services: ProfileService
     activity: ActivityService
     segments: SegmentService
     auth: Authenticator
     keys: KeyStore
+    limiter: RateLimiter
 
 
 class _GraphQL(GraphQL[Context, None]):
@@ -66,9 +88,15 @@ class _GraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         runtime = self._runtime.get()
         principal = await runtime.auth.principal(key_from_headers(request.headers))
-        return build_context(
+        context = build_context(
             principal, runtime.services, runtime.activity, runtime.segments, request, response
         )
+        if principal is not None:
+            context.retry_after = runtime.limiter.retry_after(principal)
+            if context.retry_after is not None:
+                response.status_code = 429
+                response.headers["Retry-After"] = str(context.retry_after)
+        return context
 
 
 class _RuntimeHolder:
@@ -89,18 +117,31 @@ def create_app(
 ) -> Starlette:
     settings = settings or Settings.from_env()
     holder = _RuntimeHolder()
-    extensions: list[Any] = []
+    metrics = Metrics()
+    # Factories: strawberry builds the extensions per request. The parser and validation
+    # caches are shared all the same (strawberry keeps one bounded LRU per size).
+    extensions: list[Any] = [
+        request_logger(metrics),
+        RateLimitGuard,
+        partial(ParserCache, maxsize=256),
+        partial(ValidationCache, maxsize=256),
+        partial(QueryDepthLimiter, max_depth=settings.max_depth),
+        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+    ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
     graphql = _GraphQL(
         holder,
-        schema=build_schema(extensions),
+        schema=build_schema(extensions, field_suggestions=not settings.production),
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _open_runtime(settings, listeners, geo) as runtime:
+        async with _open_runtime(
+            settings, [CommandMetrics(metrics), *listeners], geo, metrics
+        ) as runtime:
             holder.value = runtime
             yield
             holder.value = None
@@ -109,7 +150,14 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def authenticate(request: Request) -> Principal | None:
-        return await holder.get().auth.principal(key_from_headers(request.headers))
+        runtime = holder.get()
+        principal = await runtime.auth.principal(key_from_headers(request.headers))
+        if principal is not None and (wait := runtime.limiter.retry_after(principal)):
+            raise RateLimited(f"Too many requests for this API key; retry in {wait} s")
+        return principal
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def export_services() -> tuple[ProfileService, SegmentService]:
         runtime = holder.get()
@@ -119,13 +167,25 @@ def create_app(
         ready = await ping(holder.get().client)
         return JSONResponse({"database": "ok" if ready else "unreachable"}, 200 if ready else 503)
 
+    middleware = [Middleware(BodySizeLimit, limit=settings.max_body_bytes)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+            )
+        )
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", prometheus),
             Route("/graphql", graphql),
             Route("/export", export_endpoint(authenticate, export_services)),
         ],
+        middleware=middleware,
         lifespan=lifespan,
     )
     app.state.runtime = holder
@@ -134,7 +194,10 @@ def create_app(
 
 @contextlib.asynccontextmanager
 async def _open_runtime(
-    settings: Settings, listeners: Sequence[CommandListener], geo: GeoLookup | None
+    settings: Settings,
+    listeners: Sequence[CommandListener],
+    geo: GeoLookup | None,
+    metrics: Metrics,
 ) -> AsyncIterator[Runtime]:
     engine: EmbeddedMongo | None = None
     uri = settings.mongodb_uri
@@ -166,6 +229,7 @@ async def _open_runtime(
             geo_lookup,
             max_identities=settings.max_identities,
             max_merges=settings.max_merges,
+            on_merge=metrics.merge_completed,
         )
         activity = ActivityService(services, store, MongoActivityStore(db), clock)
         segments = SegmentService(MongoSegmentStore(db), services, clock)
@@ -175,6 +239,8 @@ async def _open_runtime(
         recovery = asyncio.create_task(_recover_periodically(services, activity, settings))
         yield Runtime(
             client=client,
+            metrics=metrics,
+            limiter=RateLimiter({Role(r): n for r, n in settings.rate_limits}),
             services=services,
             activity=activity,
             segments=segments,

@@ -14,6 +14,9 @@ def _flag(value: str | None) -> bool | None:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+DEFAULT_RATE_LIMITS = (("sdk", 1200), ("viewer", 600), ("agent", 600), ("admin", 1200))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service reads from its environment."""
@@ -33,6 +36,13 @@ class Settings:
     recovery_interval_seconds: float = 60.0
     max_identities: int = 100
     max_merges: int = 100
+    max_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2000
+    max_body_bytes: int = 256 * 1024
+    cors_origins: tuple[str, ...] = ()
+    # Requests per minute for each role's keys (a token bucket per key, per process).
+    rate_limits: tuple[tuple[str, int], ...] = DEFAULT_RATE_LIMITS
     dev_tenant: str = "demo"
 
     @classmethod
@@ -55,6 +65,17 @@ class Settings:
             recovery_interval_seconds=float(e.get("MERGE_RECOVERY_INTERVAL_SECONDS") or 60),
             max_identities=int(e.get("MAX_IDENTITIES_PER_PROFILE") or 100),
             max_merges=int(e.get("MAX_MERGES_PER_PROFILE") or 100),
+            max_depth=int(e.get("GRAPHQL_MAX_DEPTH") or 10),
+            max_aliases=int(e.get("GRAPHQL_MAX_ALIASES") or 15),
+            max_tokens=int(e.get("GRAPHQL_MAX_TOKENS") or 2000),
+            max_body_bytes=int(e.get("MAX_BODY_BYTES") or 256 * 1024),
+            cors_origins=tuple(
+                o.strip() for o in (e.get("CORS_ORIGINS") or "").split(",") if o.strip()
+            ),
+            rate_limits=tuple(
+                (role, int(e.get(f"RATE_LIMIT_{role.upper()}") or default))
+                for role, default in DEFAULT_RATE_LIMITS
+            ),
         )
 
     @property

@@ -95,4 +95,6 @@ class KeyStore:
         doc = await self._keys.find_one({"_id": hash_key(secret), "revokedAt": None})
         if doc is None:
             return None
-        return Principal(tenant=doc["tenant"], role=Role(doc["role"]), key_name=doc["name"])
+        return Principal(
+            tenant=doc["tenant"], role=Role(doc["role"]), key_name=doc["name"], key_id=doc["keyId"]
+        )

@@ -115,7 +115,8 @@ async def test_a_storm_across_two_processes_keeps_every_invariant(
     assert not [p for p in profiles.values() if p.get("merging")], "a merge was left half-done"
 
     def survivor(profile_id: str) -> dict[str, Any]:
-        current, hops = profiles[profile_id], 0
+        current: dict[str, Any] = profiles[profile_id]
+        hops = 0
         while current.get("mergedInto"):
             current = profiles[current["mergedInto"]]
             hops += 1
