@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from functools import partial
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -28,6 +28,8 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from domain.access import Principal, Role
 from domain.activity import ActivityService
@@ -38,6 +40,7 @@ from domain.services import ProfileService
 from resolvers.context import build_context
 from resolvers.root import build_schema
 from schema.context import Context
+from schema.errors import format_error
 from server.auth import Authenticator, key_from_headers
 from server.config import Settings
 from server.export import export_endpoint
@@ -97,6 +100,14 @@ class _GraphQL(GraphQL[Context, None]):
                 response.status_code = 429
                 response.headers["Retry-After"] = str(context.retry_after)
         return context
+
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # The last line of defence: errors raised outside the operation hooks (an extension
+        # failing, say) are formatted and masked here too. Formatting is idempotent.
+        if result.errors:
+            result.errors = [format_error(e) for e in result.errors]
+        return await super().process_result(request, result)
 
 
 class _RuntimeHolder:

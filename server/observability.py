@@ -9,7 +9,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import OperationType
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pymongo import monitoring
 from strawberry.extensions import SchemaExtension
@@ -74,9 +75,9 @@ class CommandMetrics(monitoring.CommandListener):
 def _operation_type(extension: SchemaExtension) -> str:
     try:
         kind = extension.execution_context.operation_type
-    except RuntimeError:
+    except RuntimeError:  # the document did not parse
         return "invalid"
-    return kind.value if isinstance(kind, OperationType) else "invalid"
+    return str(getattr(kind, "value", kind))
 
 
 def request_logger(metrics: Metrics) -> type[SchemaExtension]:
@@ -121,12 +122,16 @@ def request_logger(metrics: Metrics) -> type[SchemaExtension]:
 
 
 class RateLimitGuard(SchemaExtension):
-    """Refuses the operation when get_context found the key over its rate."""
+    """Refuses the operation when get_context found the key over its rate: a result set here
+    makes strawberry skip execution, so no resolver runs."""
 
     def on_execute(self) -> Iterator[None]:
         retry_after = getattr(self.execution_context.context, "retry_after", None)
         if retry_after is not None:
-            raise RateLimited(f"Too many requests for this API key; retry in {retry_after} s")
+            refusal = RateLimited(f"Too many requests for this API key; retry in {retry_after} s")
+            self.execution_context.result = GraphQLExecutionResult(
+                data=None, errors=[GraphQLError(refusal.message, original_error=refusal)]
+            )
         yield
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -158,8 +159,9 @@ def settings(mongo_uri: str, db_name: str) -> Settings:
     return Settings(mongodb_uri=mongo_uri, mongodb_db=db_name, key_cache_seconds=60)
 
 
-@pytest.fixture
-async def api(settings: Settings, commands: CommandCounter, geo: GeoIP) -> AsyncIterator[Api]:
+@contextlib.asynccontextmanager
+async def running(settings: Settings, commands: CommandCounter, geo: GeoIP) -> AsyncIterator[Api]:
+    """The real application, started with its lifespan, reached over ASGI."""
     app = create_app(settings, listeners=[commands], geo=geo)
     async with app.router.lifespan_context(app):
         runtime = app.state.runtime.get()
@@ -170,3 +172,9 @@ async def api(settings: Settings, commands: CommandCounter, geo: GeoIP) -> Async
     cleanup = open_client(settings.mongodb_uri or "")
     await cleanup.drop_database(settings.mongodb_db)
     cleanup.close()
+
+
+@pytest.fixture
+async def api(settings: Settings, commands: CommandCounter, geo: GeoIP) -> AsyncIterator[Api]:
+    async with running(settings, commands, geo) as started:
+        yield started
