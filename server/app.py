@@ -150,7 +150,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _open_runtime(
+        async with open_runtime(
             settings, [CommandMetrics(metrics), *listeners], geo, metrics
         ) as runtime:
             holder.value = runtime
@@ -204,7 +204,7 @@ def create_app(
 
 
 @contextlib.asynccontextmanager
-async def _open_runtime(
+async def open_runtime(
     settings: Settings,
     listeners: Sequence[CommandListener],
     geo: GeoLookup | None,

@@ -28,7 +28,7 @@ JSON_VALUES = st.one_of(
     _text.map(nodes.String),
     st.integers(-1000, 1000).map(nodes.Int),
     st.booleans().map(nodes.Boolean),
-    st.lists(_text.map(nodes.String), max_size=3).map(nodes.List),
+    st.lists(_text.map(nodes.String), max_size=3).map(lambda items: nodes.List(list(items))),
 )
 SCALARS = {
     "JSON": JSON_VALUES,

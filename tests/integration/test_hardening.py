@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -18,14 +19,14 @@ from tests.conftest import Api, CommandCounter, running
 from tests.integration.queries import CAPTURE, PROFILE, capture_input
 
 
-async def _refused_before_resolvers(api: Api, commands: CommandCounter, query: str) -> dict:
+async def _refused_before_resolvers(api: Api, commands: CommandCounter, query: str) -> dict[str, Any]:
     await api.key()  # the key is created (and cached) before counting
     await api.post("{ propertyDefinitions { name } }")
     commands.reset()
     body = await api.post(query)
     assert body.get("data") is None, body
     assert commands.names == [], "a resolver ran"
-    error: dict = body["errors"][0]
+    error: dict[str, Any] = body["errors"][0]
     assert error["extensions"]["code"] == "VALIDATION_FAILED"
     return error
 
