@@ -16,7 +16,7 @@ for c in $$(ls -d "$$root"/versions/3.1[3-9]*/bin/python3 2>/dev/null | sort -rV
 exit 1
 endef
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
 
 install: $(STAMP)
 
@@ -38,6 +38,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
@@ -15,7 +16,7 @@ from schema.activity import ActivityConnection, Event, EventConnection
 from schema.context import Info
 from schema.cursors import decode_time_cursor, encode_profile_cursor
 from schema.enums import Channel, IdentifyOutcome, IdentityType, MergeTrigger, PropertyType
-from schema.scalars import JSON, json_values
+from schema.scalars import JSON, json_value, json_values
 
 
 @strawberry.type(description="One identifier of a person and the channels it was seen on")
@@ -83,132 +84,132 @@ def _time_cursor(after: str | None) -> tuple[datetime, str] | None:
     return decoded
 
 
-def _text(values: dict[str, Any], name: str) -> str | None:
+def _text(values: Mapping[str, Any], name: str) -> str | None:
     value = values.get(name)
     return value if isinstance(value, str) else None
 
 
+def _number(values: Mapping[str, Any], name: str) -> float | None:
+    value = values.get(name)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _flag(values: Mapping[str, Any], name: str) -> bool | None:
+    value = values.get(name)
+    return value if isinstance(value, bool) else None
+
+
+def _contact_card(profile: model.Profile) -> ContactCard:
+    values = profile.properties
+    first, last = _text(values, "firstName"), _text(values, "lastName")
+    phone, email = _text(values, "phone"), _text(values, "email")
+    name = " ".join(p for p in (first, last) if p) or None
+    return ContactCard(
+        display_name=name or profile.user_id or phone or email,
+        user_id=profile.user_id,
+        phone=phone,
+        email=email,
+        complete=bool(first and (phone or email)),
+    )
+
+
+def _all_properties(profile: model.Profile) -> JSON:
+    values = json_values(profile.properties)
+    values["userId"] = profile.user_id
+    values["createdAt"] = json_value(profile.created_at)
+    values["updatedAt"] = json_value(profile.updated_at)
+    return JSON({k: v for k, v in sorted(values.items()) if v is not None})
+
+
 @strawberry.type(description="A customer profile")
 class Profile:
+    # Plain fields, filled once from the domain object: graphql-core resolves them by attribute,
+    # far cheaper than a resolver call per field on every profile of a page.
+    id: strawberry.ID
+    user_id: str | None
+    identified: bool = strawberry.field(description="True once the profile has a userId")
+    properties: JSON = strawberry.field(
+        description="Every property value, system and custom, as one object"
+    )
+    first_name: str | None
+    last_name: str | None
+    gender: str | None
+    country: str | None
+    city: str | None
+    ip: str | None
+    latitude: float | None
+    longitude: float | None
+    language: str | None
+    timezone: str | None
+    email: str | None
+    phone: str | None
+    last_channel: str | None
+    dob: str | None = strawberry.field(description="Date of birth, YYYY-MM-DD")
+    last_session: datetime | None
+    email_optin: bool | None
+    sms_optin: bool | None
+    whats_app_optin: bool | None
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    events: list[EventSummary] = strawberry.field(
+        description="Per-event first time, last time and count"
+    )
+    merge_history: list[MergeHistoryEntry] = strawberry.field(
+        description="Merges this profile survived, oldest first"
+    )
+    merged_from: list[strawberry.ID] = strawberry.field(
+        description="Ids of the profiles merged into this one"
+    )
+    merged_into: strawberry.ID | None = strawberry.field(
+        description="When this profile was read through an id that was merged away: "
+        "this profile's id (the survivor); otherwise null"
+    )
+    requested_id: strawberry.ID | None = strawberry.field(
+        description="The merged-away id this profile was read through, if any"
+    )
+    contact_card: ContactCard
     _profile: strawberry.Private[model.Profile]
 
     @classmethod
     def from_domain(cls, profile: model.Profile) -> Self:
-        return cls(_profile=profile)
-
-    @property
-    def _values(self) -> dict[str, Any]:
-        return dict(self._profile.properties)
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self._profile.id)
-
-    @strawberry.field
-    def user_id(self) -> str | None:
-        return self._profile.user_id
-
-    @strawberry.field(description="True once the profile has a userId")
-    def identified(self) -> bool:
-        return self._profile.identified
-
-    @strawberry.field(description="Every property value, system and custom, as one object")
-    def properties(self) -> JSON:
-        values = json_values(self._profile.properties)
-        values["userId"] = self._profile.user_id
-        values["createdAt"] = json_values({"t": self._profile.created_at})["t"]
-        values["updatedAt"] = json_values({"t": self._profile.updated_at})["t"]
-        return JSON({k: v for k, v in sorted(values.items()) if v is not None})
-
-    @strawberry.field
-    def first_name(self) -> str | None:
-        return _text(self._values, "firstName")
-
-    @strawberry.field
-    def last_name(self) -> str | None:
-        return _text(self._values, "lastName")
-
-    @strawberry.field
-    def gender(self) -> str | None:
-        return _text(self._values, "gender")
-
-    @strawberry.field
-    def country(self) -> str | None:
-        return _text(self._values, "country")
-
-    @strawberry.field
-    def city(self) -> str | None:
-        return _text(self._values, "city")
-
-    @strawberry.field
-    def ip(self) -> str | None:
-        return _text(self._values, "ip")
-
-    @strawberry.field
-    def latitude(self) -> float | None:
-        value = self._values.get("latitude")
-        return float(value) if isinstance(value, (int, float)) else None
-
-    @strawberry.field
-    def longitude(self) -> float | None:
-        value = self._values.get("longitude")
-        return float(value) if isinstance(value, (int, float)) else None
-
-    @strawberry.field
-    def language(self) -> str | None:
-        return _text(self._values, "language")
-
-    @strawberry.field
-    def timezone(self) -> str | None:
-        return _text(self._values, "timezone")
-
-    @strawberry.field
-    def email(self) -> str | None:
-        return _text(self._values, "email")
-
-    @strawberry.field
-    def phone(self) -> str | None:
-        return _text(self._values, "phone")
-
-    @strawberry.field
-    def last_channel(self) -> str | None:
-        return _text(self._values, "lastChannel")
-
-    @strawberry.field(description="Date of birth, YYYY-MM-DD")
-    def dob(self) -> str | None:
-        return _text(self._values, "dob")
-
-    @strawberry.field
-    def last_session(self) -> datetime | None:
-        value = self._values.get("lastSession")
-        return value if isinstance(value, datetime) else None
-
-    @strawberry.field
-    def email_optin(self) -> bool | None:
-        value = self._values.get("emailOptin")
-        return value if isinstance(value, bool) else None
-
-    @strawberry.field
-    def sms_optin(self) -> bool | None:
-        value = self._values.get("smsOptin")
-        return value if isinstance(value, bool) else None
-
-    @strawberry.field
-    def whats_app_optin(self) -> bool | None:
-        value = self._values.get("whatsAppOptin")
-        return value if isinstance(value, bool) else None
-
-    @strawberry.field
-    def tags(self) -> list[str]:
-        return self._profile.tags
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self._profile.created_at
-
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self._profile.updated_at
+        values = profile.properties
+        last_session = values.get("lastSession")
+        redirected = profile.redirected_from
+        return cls(
+            id=strawberry.ID(profile.id),
+            user_id=profile.user_id,
+            identified=profile.identified,
+            properties=_all_properties(profile),
+            first_name=_text(values, "firstName"),
+            last_name=_text(values, "lastName"),
+            gender=_text(values, "gender"),
+            country=_text(values, "country"),
+            city=_text(values, "city"),
+            ip=_text(values, "ip"),
+            latitude=_number(values, "latitude"),
+            longitude=_number(values, "longitude"),
+            language=_text(values, "language"),
+            timezone=_text(values, "timezone"),
+            email=_text(values, "email"),
+            phone=_text(values, "phone"),
+            last_channel=_text(values, "lastChannel"),
+            dob=_text(values, "dob"),
+            last_session=last_session if isinstance(last_session, datetime) else None,
+            email_optin=_flag(values, "emailOptin"),
+            sms_optin=_flag(values, "smsOptin"),
+            whats_app_optin=_flag(values, "whatsAppOptin"),
+            tags=profile.tags,
+            created_at=profile.created_at,
+            updated_at=profile.updated_at,
+            events=[EventSummary.from_domain(e) for e in profile.events],
+            merge_history=[MergeHistoryEntry.from_domain(r) for r in profile.merge_history],
+            merged_from=[strawberry.ID(r.source_id) for r in profile.merge_history],
+            merged_into=strawberry.ID(profile.id) if redirected else None,
+            requested_id=strawberry.ID(redirected) if redirected else None,
+            contact_card=_contact_card(profile),
+            _profile=profile,
+        )
 
     @strawberry.field(description="Identity keys bound to this profile")
     async def identities(self, info: Info) -> list[Identity]:
@@ -232,46 +233,6 @@ class Profile:
             self._profile.tenant, self._profile.id, first, _time_cursor(after)
         )
         return ActivityConnection.from_page(page.items, page.has_next)
-
-    @strawberry.field(description="Per-event first time, last time and count")
-    def events(self) -> list[EventSummary]:
-        return [EventSummary.from_domain(e) for e in self._profile.events]
-
-    @strawberry.field(description="Merges this profile survived, oldest first")
-    def merge_history(self) -> list[MergeHistoryEntry]:
-        return [MergeHistoryEntry.from_domain(r) for r in self._profile.merge_history]
-
-    @strawberry.field(description="Ids of the profiles merged into this one")
-    def merged_from(self) -> list[strawberry.ID]:
-        return [strawberry.ID(r.source_id) for r in self._profile.merge_history]
-
-    @strawberry.field(
-        description="When this profile was read through an id that was merged away: "
-        "this profile's id (the survivor); otherwise null"
-    )
-    def merged_into(self) -> strawberry.ID | None:
-        if self._profile.redirected_from is None:
-            return None
-        return strawberry.ID(self._profile.id)
-
-    @strawberry.field(description="The merged-away id this profile was read through, if any")
-    def requested_id(self) -> strawberry.ID | None:
-        redirected = self._profile.redirected_from
-        return strawberry.ID(redirected) if redirected else None
-
-    @strawberry.field
-    def contact_card(self) -> ContactCard:
-        values = self._values
-        first, last = _text(values, "firstName"), _text(values, "lastName")
-        phone, email = _text(values, "phone"), _text(values, "email")
-        name = " ".join(p for p in (first, last) if p) or None
-        return ContactCard(
-            display_name=name or self._profile.user_id or phone or email,
-            user_id=self._profile.user_id,
-            phone=phone,
-            email=email,
-            complete=bool(first and (phone or email)),
-        )
 
 
 @strawberry.type(description="A property's name and type")

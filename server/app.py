@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from graphql import ASTValidationRule
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
@@ -21,13 +22,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
@@ -101,7 +103,6 @@ class _GraphQL(GraphQL[Context, None]):
                 response.headers["Retry-After"] = str(context.retry_after)
         return context
 
-
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         # The last line of defence: errors raised outside the operation hooks (an extension
         # failing, say) are formatted and masked here too. Formatting is idempotent.
@@ -130,14 +131,19 @@ def create_app(
     holder = _RuntimeHolder()
     metrics = Metrics()
     # Factories: strawberry builds the extensions per request. The parser and validation
-    # caches are shared all the same (strawberry keeps one bounded LRU per size).
+    # caches are shared all the same (strawberry keeps one bounded LRU per size). The depth and
+    # alias rules are built once here: built per request, each would be a new class and the
+    # validation cache, keyed by the rules, would never hit.
+    limits: list[type[ASTValidationRule]] = [
+        depth_limit_rule(settings.max_depth, None),
+        alias_limit_rule(settings.max_aliases),
+    ]
     extensions: list[Any] = [
         request_logger(metrics),
         RateLimitGuard,
         partial(ParserCache, maxsize=256),
         partial(ValidationCache, maxsize=256),
-        partial(QueryDepthLimiter, max_depth=settings.max_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        partial(AddValidationRules, limits),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
     ]
     if not settings.introspection_enabled:

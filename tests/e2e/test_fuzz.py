@@ -88,4 +88,3 @@ def test_generated_operations_never_crash_or_leak(
 
 def test_the_fuzzer_sent_at_least_500_operations() -> None:
     assert seen["operations"] >= EXAMPLES, seen
-

@@ -19,7 +19,9 @@ from tests.conftest import Api, CommandCounter, running
 from tests.integration.queries import CAPTURE, PROFILE, capture_input
 
 
-async def _refused_before_resolvers(api: Api, commands: CommandCounter, query: str) -> dict[str, Any]:
+async def _refused_before_resolvers(
+    api: Api, commands: CommandCounter, query: str
+) -> dict[str, Any]:
     await api.key()  # the key is created (and cached) before counting
     await api.post("{ propertyDefinitions { name } }")
     commands.reset()

@@ -1,0 +1,512 @@
+"""`make bench`: where the time goes, per operation.
+
+Starts the embedded engine (SQLite, its own process) unless MONGODB_URI is set, the GraphQL API
+(`python -m server`) and the plain-JSON baseline (`python -m bench.plain`) as separate
+processes, drives both from this process with concurrent clients, and writes bench/results.md:
+per operation, database commands, API-process CPU time, throughput and p50/p99 latency, and
+the GraphQL/plain CPU ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results.md"
+OPS = int(os.environ.get("BENCH_OPS", "200"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+CAPTURE = """mutation C($input: CaptureInput!) {
+  captureProperties(input: $input) { created profile { id userId } } }"""
+IDENTIFY = """mutation I($input: IdentifyInput!) {
+  identify(input: $input) { outcome mergedProfileId profile { id userId properties } } }"""
+TRACK = """mutation T($input: TrackEventInput!) {
+  trackEvent(input: $input) { counted profile { id } } }"""
+PROFILE = """query P($id: ID!) { profile(id: $id) {
+  id userId firstName lastName country tags properties
+  events { name count firstSeen lastSeen } contactCard { displayName phone email complete } } }"""
+PAGE = """query Page { profiles(first: 50) { edges { node {
+  id userId firstName lastName country tags properties
+  identities { type value channels }
+  events { name count firstSeen lastSeen } contactCard { displayName phone email complete }
+} } pageInfo { hasNextPage endCursor } } }"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    counters: Callable[[httpx.AsyncClient], Awaitable[float]]
+
+
+@dataclass
+class Figures:
+    operation: str
+    commands: float
+    cpu_ms: float
+    throughput: float
+    p50: float
+    p99: float
+
+
+async def _graphql_commands(client: httpx.AsyncClient) -> float:
+    text = (await client.get("/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("profile360_db_commands_total{")
+    )
+
+
+async def _plain_commands(client: httpx.AsyncClient) -> float:
+    return float((await client.get("/counters")).json()["commands"])
+
+
+def _start(
+    name: str, module: str, env: dict[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    full = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited early; see {log}")
+        try:
+            httpx.get(f"{url}/healthz" if module == "server" else f"{url}/counters", timeout=1)
+            return process, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"{name} did not start; see {log}")
+
+
+class Driver:
+    """Sends operations to one server and measures them."""
+
+    def __init__(self, server: Server, key: str) -> None:
+        self.server = server
+        self.client = httpx.AsyncClient(
+            base_url=server.url, timeout=120, headers={"Authorization": f"Bearer {key}"}
+        )
+        self.gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def graphql(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}
+        )
+        body = response.json()
+        if body.get("errors"):
+            raise RuntimeError(body["errors"])
+        return body["data"]
+
+    async def measure(self, operation: str, calls: list[Callable[[], Awaitable[Any]]]) -> Figures:
+        latencies: list[float] = []
+
+        async def timed(call: Callable[[], Awaitable[Any]]) -> None:
+            async with self.gate:
+                started = time.perf_counter()
+                await call()
+                latencies.append(time.perf_counter() - started)
+
+        commands_before = await self.server.counters(self.client)
+        cpu_before = _cpu_seconds(self.server.process.pid)
+        started = time.perf_counter()
+        await asyncio.gather(*(timed(c) for c in calls))
+        elapsed = time.perf_counter() - started
+        cpu = _cpu_seconds(self.server.process.pid) - cpu_before
+        commands = await self.server.counters(self.client) - commands_before
+        latencies.sort()
+        return Figures(
+            operation=operation,
+            commands=commands / len(calls),
+            cpu_ms=cpu * 1000 / len(calls),
+            throughput=len(calls) / elapsed,
+            p50=statistics.median(latencies) * 1000,
+            p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        )
+
+
+async def _bench_graphql(d: Driver) -> list[Figures]:
+    n = OPS
+    say = print
+    say(f"graphql: seeding {n * 4} senders")
+    for i in range(n):
+        await d.graphql(
+            CAPTURE,
+            {
+                "input": {
+                    "channel": "WHATSAPP",
+                    "senderId": f"9198765{i:05}",
+                    "properties": {"gender": "f"},
+                }
+            },
+        )
+        await d.graphql(CAPTURE, {"input": {"channel": "WEB", "senderId": f"idn-{i}"}})
+        await d.graphql(
+            IDENTIFY,
+            {"input": {"channel": "API", "senderId": f"crm-{i}", "userId": f"merge-user-{i}"}},
+        )
+        await d.graphql(
+            CAPTURE,
+            {
+                "input": {
+                    "channel": "WEB",
+                    "senderId": f"mrg-{i}",
+                    "properties": {"tags": [f"t{i}"]},
+                }
+            },
+        )
+    ids = [
+        (
+            await d.graphql(
+                CAPTURE, {"input": {"channel": "WHATSAPP", "senderId": f"9198765{i:05}"}}
+            )
+        )["captureProperties"]["profile"]["id"]
+        for i in range(n)
+    ]
+    await d.graphql(PAGE)  # warm the caches
+    results = []
+    say("graphql: measuring")
+    results.append(
+        await d.measure(
+            "captureProperties (known sender)",
+            [
+                (
+                    lambda i=i: d.graphql(
+                        CAPTURE,
+                        {
+                            "input": {
+                                "channel": "WHATSAPP",
+                                "senderId": f"9198765{i:05}",
+                                "properties": {"gender": "m"},
+                            }
+                        },
+                    )
+                )
+                for i in range(n)
+            ],
+        )
+    )
+    results.append(
+        await d.measure(
+            "identify IDENTIFIED",
+            [
+                (
+                    lambda i=i: d.graphql(
+                        IDENTIFY,
+                        {
+                            "input": {
+                                "channel": "WEB",
+                                "senderId": f"idn-{i}",
+                                "userId": f"new-user-{i}",
+                            }
+                        },
+                    )
+                )
+                for i in range(n)
+            ],
+        )
+    )
+    results.append(
+        await d.measure(
+            "identify MERGED",
+            [
+                (
+                    lambda i=i: d.graphql(
+                        IDENTIFY,
+                        {
+                            "input": {
+                                "channel": "WEB",
+                                "senderId": f"mrg-{i}",
+                                "userId": f"merge-user-{i}",
+                            }
+                        },
+                    )
+                )
+                for i in range(n)
+            ],
+        )
+    )
+    results.append(
+        await d.measure(
+            "trackEvent",
+            [
+                (
+                    lambda i=i: d.graphql(
+                        TRACK,
+                        {
+                            "input": {
+                                "channel": "WHATSAPP",
+                                "senderId": f"9198765{i:05}",
+                                "name": "purchase",
+                                "eventId": f"o-{i}",
+                            }
+                        },
+                    )
+                )
+                for i in range(n)
+            ],
+        )
+    )
+    results.append(
+        await d.measure(
+            "profile by id", [(lambda i=i: d.graphql(PROFILE, {"id": ids[i]})) for i in range(n)]
+        )
+    )
+    results.append(
+        await d.measure(
+            "profiles page of 50, nested",
+            [(lambda: d.graphql(PAGE)) for _ in range(max(20, n // 4))],
+        )
+    )
+    return results
+
+
+async def _bench_plain(d: Driver) -> list[Figures]:
+    n = OPS
+    c = d.client
+
+    async def post(path: str, body: dict[str, Any]) -> Any:
+        response = await c.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    print(f"plain: seeding {n * 4} senders")
+    for i in range(n):
+        await post(
+            "/capture",
+            {"channel": "WHATSAPP", "senderId": f"9197765{i:05}", "properties": {"gender": "f"}},
+        )
+        await post("/capture", {"channel": "WEB", "senderId": f"p-idn-{i}"})
+        await post(
+            "/identify", {"channel": "API", "senderId": f"p-crm-{i}", "userId": f"p-merge-user-{i}"}
+        )
+        await post(
+            "/capture",
+            {"channel": "WEB", "senderId": f"p-mrg-{i}", "properties": {"tags": [f"t{i}"]}},
+        )
+    ids = [
+        (await post("/capture", {"channel": "WHATSAPP", "senderId": f"9197765{i:05}"}))["profile"][
+            "id"
+        ]
+        for i in range(n)
+    ]
+    await c.get("/profiles?first=50")
+    print("plain: measuring")
+    results = []
+    results.append(
+        await d.measure(
+            "captureProperties (known sender)",
+            [
+                (
+                    lambda i=i: post(
+                        "/capture",
+                        {
+                            "channel": "WHATSAPP",
+                            "senderId": f"9197765{i:05}",
+                            "properties": {"gender": "m"},
+                        },
+                    )
+                )
+                for i in range(n)
+            ],
+        )
+    )
+    results.append(
+        await d.measure(
+            "identify IDENTIFIED",
+            [
+                (
+                    lambda i=i: post(
+                        "/identify",
+                        {"channel": "WEB", "senderId": f"p-idn-{i}", "userId": f"p-new-user-{i}"},
+                    )
+                )
+                for i in range(n)
+            ],
+        )
+    )
+    results.append(
+        await d.measure(
+            "identify MERGED",
+            [
+                (
+                    lambda i=i: post(
+                        "/identify",
+                        {"channel": "WEB", "senderId": f"p-mrg-{i}", "userId": f"p-merge-user-{i}"},
+                    )
+                )
+                for i in range(n)
+            ],
+        )
+    )
+    results.append(
+        await d.measure(
+            "trackEvent",
+            [
+                (
+                    lambda i=i: post(
+                        "/track",
+                        {
+                            "channel": "WHATSAPP",
+                            "senderId": f"9197765{i:05}",
+                            "name": "purchase",
+                            "eventId": f"p-o-{i}",
+                        },
+                    )
+                )
+                for i in range(n)
+            ],
+        )
+    )
+    results.append(
+        await d.measure(
+            "profile by id", [(lambda i=i: c.get(f"/profile/{ids[i]}")) for i in range(n)]
+        )
+    )
+    results.append(
+        await d.measure(
+            "profiles page of 50, nested",
+            [(lambda: c.get("/profiles?first=50")) for _ in range(max(20, n // 4))],
+        )
+    )
+    return results
+
+
+def _write(graphql: list[Figures], plain: list[Figures], engine: str, seconds: float) -> None:
+    lines = [
+        "# profile360 benchmark",
+        "",
+        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"{OPS} operations of each kind ({CONCURRENCY} concurrent clients in a separate "
+        f"process), {engine}, Python {platform.python_version()}, {os.cpu_count()} cores. "
+        f"Whole run: {seconds:.0f} s.",
+        "",
+        "CPU is the API process's own (user + system, from /proc), so the database engine's "
+        "work is not in it. Commands are counted by pymongo command monitoring in the API "
+        "process. Latency is as seen by the client, including the engine.",
+        "",
+        "| operation | db commands/op | API CPU ms/op (GraphQL) | API CPU ms/op (plain) "
+        "| CPU ratio GraphQL/plain | throughput ops/s (GraphQL / plain) "
+        "| p50 ms (GraphQL / plain) | p99 ms (GraphQL / plain) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for g, p in zip(graphql, plain, strict=True):
+        ratio = g.cpu_ms / p.cpu_ms if p.cpu_ms else float("nan")
+        lines.append(
+            f"| {g.operation} | {g.commands:.1f} (plain {p.commands:.1f}) | {g.cpu_ms:.2f} "
+            f"| {p.cpu_ms:.2f} | {ratio:.2f} | {g.throughput:.0f} / {p.throughput:.0f} "
+            f"| {g.p50:.1f} / {p.p50:.1f} | {g.p99:.1f} / {p.p99:.1f} |"
+        )
+    lines += [
+        "",
+        "Targets: API CPU per `captureProperties` <= 3 ms, per page of 50 <= 25 ms, "
+        "GraphQL/plain CPU ratio <= 2.5.",
+        "",
+    ]
+    RESULTS.write_text("\n".join(lines))
+
+
+async def _measure(api: Server, plain: Server, key: str) -> tuple[list[Figures], list[Figures]]:
+    graphql_driver, plain_driver = Driver(api, key), Driver(plain, key)
+    try:
+        return await _bench_graphql(graphql_driver), await _bench_plain(plain_driver)
+    finally:
+        await graphql_driver.client.aclose()
+        await plain_driver.client.aclose()
+
+
+def main() -> None:
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="p360-bench-"))
+    key = f"p360_{secrets.token_urlsafe(24)}"
+    processes: list[subprocess.Popen[bytes]] = []
+    uri = os.environ.get("MONGODB_URI")
+    engine = "MongoDB at MONGODB_URI"
+    try:
+        if not uri:
+            engine_process = subprocess.Popen(
+                [sys.executable, "-m", "store.embedded", "--path", str(workdir / "bench.sqlite")],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+            )
+            processes.append(engine_process)
+            if engine_process.stdout is None:  # pragma: no cover - PIPE was asked for
+                raise SystemExit("the engine gave no address")
+            uri = engine_process.stdout.readline().decode().strip()
+            engine = "the embedded engine (mongoeco on SQLite) in its own process"
+        env = {
+            "MONGODB_URI": uri,
+            "BOOTSTRAP_TENANT": "bench",
+            "BOOTSTRAP_API_KEY": key,
+            "APP_ENV": "production",
+            "RATE_LIMIT_SDK": "0",
+            "RATE_LIMIT_ADMIN": "0",
+            "RATE_LIMIT_VIEWER": "0",
+            "RATE_LIMIT_AGENT": "0",
+        }
+        database = f"bench_{secrets.token_hex(3)}"
+        api, api_url = _start(
+            "api", "server", {**env, "MONGODB_DB": database + "_gql"}, workdir / "api.log"
+        )
+        processes.append(api)
+        plain, plain_url = _start(
+            "plain",
+            "bench.plain",
+            {**env, "MONGODB_DB": database + "_plain"},
+            workdir / "plain.log",
+        )
+        processes.append(plain)
+        graphql, baseline = asyncio.run(
+            _measure(
+                Server("graphql", api, api_url, _graphql_commands),
+                Server("plain", plain, plain_url, _plain_commands),
+                key,
+            )
+        )
+        _write(graphql, baseline, engine, time.perf_counter() - started)
+        print(RESULTS.read_text())
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()
