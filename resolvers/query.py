@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
-from domain.errors import Unauthenticated, ValidationFailed
+from domain.errors import Unauthenticated
 from resolvers.permissions import CanList, CanReadProfile
 from schema.context import Info
-from schema.cursors import decode_profile_cursor
+from schema.cursors import profile_after
 from schema.enums import Channel
 from schema.filters import ProfileFilter
 from schema.segments import Segment
@@ -19,15 +19,6 @@ def tenant_of(info: Info) -> str:
     if principal is None:  # the permission classes refuse such requests first
         raise Unauthenticated("An API key is required")
     return principal.tenant
-
-
-def profile_cursor(after: str | None) -> str | None:
-    if after is None:
-        return None
-    decoded = decode_profile_cursor(after)
-    if decoded is None:
-        raise ValidationFailed("after is not a cursor this API returned", field="after")
-    return decoded
 
 
 @strawberry.type
@@ -65,7 +56,7 @@ class Query:
         first: int | None = 20,
         after: str | None = None,
     ) -> ProfileConnection:
-        after_id = profile_cursor(after)
+        after_id = profile_after(after)
         page = await info.context.services.list_profiles(
             tenant_of(info), first, after_id, where.to_raw() if where else None, search
         )

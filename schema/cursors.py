@@ -6,6 +6,8 @@ import base64
 import binascii
 from datetime import datetime
 
+from domain.errors import ValidationFailed
+
 
 def _encode(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
@@ -40,3 +42,27 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, str] | None:
         return datetime.fromisoformat(at), key
     except ValueError:
         return None
+
+
+def _refuse() -> ValidationFailed:
+    return ValidationFailed("after is not a cursor this API returned", field="after")
+
+
+def profile_after(after: str | None) -> str | None:
+    """The profile id an `after` argument points past, or VALIDATION_FAILED."""
+    if after is None:
+        return None
+    decoded = decode_profile_cursor(after)
+    if decoded is None:
+        raise _refuse()
+    return decoded
+
+
+def time_after(after: str | None) -> tuple[datetime, str] | None:
+    """The (time, key) an `after` argument points past, or VALIDATION_FAILED."""
+    if after is None:
+        return None
+    decoded = decode_time_cursor(after)
+    if decoded is None:
+        raise _refuse()
+    return decoded

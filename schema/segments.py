@@ -8,9 +8,8 @@ from typing import Self
 import strawberry
 
 from domain import segments as domain
-from domain.errors import ValidationFailed
 from schema.context import Info
-from schema.cursors import decode_profile_cursor
+from schema.cursors import profile_after
 from schema.scalars import JSON
 from schema.types import ProfileConnection
 
@@ -56,10 +55,6 @@ class Segment:
     async def members(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> ProfileConnection:
-        after_id = None
-        if after is not None:
-            after_id = decode_profile_cursor(after)
-            if after_id is None:
-                raise ValidationFailed("after is not a cursor this API returned", field="after")
+        after_id = profile_after(after)
         page = await info.context.segments.members(self._tenant, self._segment, first, after_id)
         return ProfileConnection.from_page(page.profiles, page.has_next, after_id is not None)

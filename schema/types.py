@@ -9,12 +9,11 @@ from typing import Any, Self
 import strawberry
 
 from domain import model
-from domain.errors import ValidationFailed
 from domain.identity import Identity as DomainIdentity
 from domain.properties import PropertyDefinition as DomainPropertyDefinition
 from schema.activity import ActivityConnection, Event, EventConnection
 from schema.context import Info
-from schema.cursors import decode_time_cursor, encode_profile_cursor
+from schema.cursors import encode_profile_cursor, time_after
 from schema.enums import Channel, IdentifyOutcome, IdentityType, MergeTrigger, PropertyType
 from schema.scalars import JSON, json_value, json_values
 
@@ -73,15 +72,6 @@ class ContactCard:
     phone: str | None
     email: str | None
     complete: bool = strawberry.field(description="firstName and a phone or an email are present")
-
-
-def _time_cursor(after: str | None) -> tuple[datetime, str] | None:
-    if after is None:
-        return None
-    decoded = decode_time_cursor(after)
-    if decoded is None:
-        raise ValidationFailed("after is not a cursor this API returned", field="after")
-    return decoded
 
 
 def _text(values: Mapping[str, Any], name: str) -> str | None:
@@ -221,7 +211,7 @@ class Profile:
         self, info: Info, name: str | None = None, first: int = 20, after: str | None = None
     ) -> EventConnection:
         page = await info.context.activity.event_history(
-            self._profile.tenant, self._profile.id, name, first, _time_cursor(after)
+            self._profile.tenant, self._profile.id, name, first, time_after(after)
         )
         return EventConnection.from_page(page.events, page.has_next)
 
@@ -230,7 +220,7 @@ class Profile:
         self, info: Info, first: int = 20, after: str | None = None
     ) -> ActivityConnection:
         page = await info.context.activity.activity(
-            self._profile.tenant, self._profile.id, first, _time_cursor(after)
+            self._profile.tenant, self._profile.id, first, time_after(after)
         )
         return ActivityConnection.from_page(page.items, page.has_next)
 

@@ -55,6 +55,14 @@ class CrashAfter:
         return step_then_crash
 
 
+def _dying(api: Api, step: str) -> ProfileService:
+    """The service of a process that will die right after `step`."""
+    services = api.app.state.runtime.get().services
+    return ProfileService(
+        cast(ProfileStore, CrashAfter(services._store, step)), SystemClock(), services._geo
+    )
+
+
 async def _scenario(api: Api, tenant: str) -> tuple[str, str]:
     """An identified target and an anonymous source with values, tags, events (one name
     shared) and a conversation each. Returns (target id, source id)."""
@@ -136,13 +144,8 @@ async def test_a_merge_that_dies_after_any_step_is_finished_by_recovery(
 ) -> None:
     runtime = api.app.state.runtime.get()
     target, source = await _scenario(api, "acme")
-    dying = ProfileService(
-        cast(ProfileStore, CrashAfter(runtime.services._store, step)),
-        SystemClock(),
-        runtime.services._geo,
-    )
     with pytest.raises(Crash):
-        await dying.merge_profiles("acme", target, source, actor="agent")
+        await _dying(api, step).merge_profiles("acme", target, source, actor="agent")
 
     # A restarted process runs recovery, twice for good measure: it must be idempotent.
     await runtime.services.merger.recover()
@@ -164,13 +167,8 @@ async def test_a_reader_of_a_half_merged_profile_finishes_the_merge(
 ) -> None:
     runtime = api.app.state.runtime.get()
     target, source = await _scenario(api, "acme")
-    dying = ProfileService(
-        cast(ProfileStore, CrashAfter(runtime.services._store, step)),
-        SystemClock(),
-        runtime.services._geo,
-    )
     with pytest.raises(Crash):
-        await dying.merge_profiles("acme", target, source, actor="agent")
+        await _dying(api, step).merge_profiles("acme", target, source, actor="agent")
 
     read = await runtime.services.profile("acme", source)  # no recovery run: a read helps
 
@@ -184,13 +182,10 @@ async def test_an_identify_merge_that_dies_after_the_fold_counts_events_once(api
     await api.ok(IDENTIFY, identify_input("API", "crm-1", "customer"))
     await api.ok(TRACK, track_input("purchase", channel="API", sender="crm-1"))
     await api.ok(TRACK, track_input("purchase", sender="visitor"))
-    dying = ProfileService(
-        cast(ProfileStore, CrashAfter(runtime.services._store, "fold_merge")),
-        SystemClock(),
-        runtime.services._geo,
-    )
     with pytest.raises(Crash):
-        await dying.identify("acme", Channel.WEB, "visitor", "customer", {}, actor="bot")
+        await _dying(api, "fold_merge").identify(
+            "acme", Channel.WEB, "visitor", "customer", {}, actor="bot"
+        )
     await runtime.services.merger.recover()
     [survivor] = await api.db["profiles"].find({"mergedInto": None}).to_list(None)
     assert survivor["events"]["purchase"]["count"] == 2
