@@ -23,6 +23,7 @@ from domain.events import (
     check_event_name,
     check_event_properties,
     check_occurred_at,
+    event_storage_id,
 )
 from domain.identity import Channel, IdentityKey
 from domain.ids import new_id
@@ -47,9 +48,6 @@ class TrackResult:
 class EventPage:
     events: list[Event]
     has_next: bool
-
-
-type ActivityItem = tuple[str, Event | Conversation]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +124,7 @@ class ActivityService:
         if event_id is not None:
             check_client_id(event_id, field="eventId")
         target, _ = await self._target(tenant, channel, sender_id, profile_id)
-        key = f"{tenant}|e|{event_id if event_id is not None else new_id()}"
+        key = event_storage_id(tenant, event_id if event_id is not None else new_id())
         event = Event(
             id=key,
             profile_id=target,

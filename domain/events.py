@@ -66,6 +66,11 @@ class Conversation:
     closed_at: datetime | None = None
 
 
+def event_storage_id(tenant: str, client_id: str) -> str:
+    """An event's key: the client's event id, so a retry is the same key."""
+    return f"{tenant}|e|{client_id}"
+
+
 def check_event_name(name: str, *, field: str) -> str:
     if not EVENT_NAME.match(name):
         raise ValidationFailed(

@@ -18,10 +18,6 @@ from domain.identity import Channel
 from store.documents import utc
 
 
-def event_key(tenant: str, client_id: str) -> str:
-    return f"{tenant}|e|{client_id}"
-
-
 def conversation_key(tenant: str, conversation_id: str) -> str:
     return f"{tenant}|c|{conversation_id}"
 
