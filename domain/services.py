@@ -17,7 +17,6 @@ from domain.definitions import Definitions
 from domain.errors import (
     Contention,
     LimitExceeded,
-    MergeConflict,
     NotFound,
     UserIdImmutable,
     ValidationFailed,
@@ -33,11 +32,8 @@ from domain.identity import (
 )
 from domain.ids import new_id
 from domain.matching import (
-    Suggestion,
     keys_of_identity,
-    keys_of_profile,
     keys_of_values,
-    suggest,
 )
 from domain.merging import DEFAULT_MAX_MERGES, Abandoned, Merger, MergeResult
 from domain.model import CaptureWrite, MergeTrigger, Profile, ProfileChange
@@ -162,7 +158,7 @@ class ProfileService:
             profile = await self._store.write_capture(tenant, profile_id, write, self._clock.now())
             if profile is not None:
                 return profile
-            survivor = await self._active(tenant, profile_id)
+            survivor = await self.active(tenant, profile_id)
             if survivor is None:
                 raise NotFound("The sender's profile was deleted while it was being written")
             profile_id = survivor.id
@@ -204,7 +200,7 @@ class ProfileService:
                     identity, _ = await self._bind_sender(tenant, key, channel)
                 else:
                     identity = found
-            current = await self._active(tenant, identity.profile_id, create_missing=True)
+            current = await self.active(tenant, identity.profile_id, create_missing=True)
             if current is None:
                 continue
             if current.user_id == user_id:
@@ -236,7 +232,7 @@ class ProfileService:
             )
             if profile is not None:
                 return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
-            reread = await self._active(tenant, current.id)
+            reread = await self.active(tenant, current.id)
             if reread is not None and reread.user_id == user_id:
                 profile = await self._apply(tenant, reread, values)
                 return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
@@ -248,7 +244,7 @@ class ProfileService:
         if existing.id == current.id:
             profile = await self._apply(tenant, existing, values)
             return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
-        await self._check_limits(tenant, existing, current)
+        await self.check_limits(tenant, existing, current)
         merged = await self.merger.merge(
             tenant,
             current.id,
@@ -258,10 +254,10 @@ class ProfileService:
             unidentified_only=True,
         )
         if merged is Abandoned.LIMIT_REACHED:
-            raise _merge_limit(self.merger.max_merges)
+            raise merge_limit_error(self.merger.max_merges)
         if not isinstance(merged, MergeResult):
             return None
-        survivor = merged.survivor or await self._active(tenant, merged.survivor_id)
+        survivor = merged.survivor or await self.active(tenant, merged.survivor_id)
         if survivor is None:
             return None
         profile = await self._apply(tenant, survivor, values)
@@ -310,7 +306,7 @@ class ProfileService:
         key whose profile has no userId yet is completed, and one whose profile holds another
         userId lost a race and is cleared.
         """
-        profile = await self._active(tenant, binding.profile_id)
+        profile = await self.active(tenant, binding.profile_id)
         if profile is None:
             raw = await self._store.get_profile(tenant, binding.profile_id)
             if raw is None:
@@ -343,7 +339,7 @@ class ProfileService:
 
     # ----- reads -------------------------------------------------------------------
 
-    async def _active(
+    async def active(
         self, tenant: str, profile_id: str, *, create_missing: bool = False
     ) -> Profile | None:
         """The live profile an id leads to, following merges and finishing any in progress."""
@@ -371,7 +367,7 @@ class ProfileService:
     async def profile(self, tenant: str, profile_id: str) -> Profile | None:
         if not profile_id or len(profile_id) > 64:
             return None
-        return await self._active(tenant, profile_id)
+        return await self.active(tenant, profile_id)
 
     async def profiles_by_ids(self, tenant: str, profile_ids: Sequence[str]) -> list[Profile]:
         return await self._store.get_profiles(tenant, profile_ids)
@@ -382,7 +378,7 @@ class ProfileService:
         binding = await self._store.find_identity(tenant, user_id_key(user_id))
         if binding is None:
             return None
-        profile = await self._active(tenant, binding.profile_id)
+        profile = await self.active(tenant, binding.profile_id)
         return profile if profile is not None and profile.user_id == user_id else None
 
     async def profile_by_identity(
@@ -392,7 +388,7 @@ class ProfileService:
         binding = await self._store.find_identity(tenant, key)
         if binding is None:
             return None
-        return await self._active(tenant, binding.profile_id)
+        return await self.active(tenant, binding.profile_id)
 
     async def identities(
         self, tenant: str, profile_ids: Sequence[str]
@@ -456,116 +452,17 @@ class ProfileService:
             await self._store.add_match_keys(tenant, identity.profile_id, keys_of_identity(key))
         return identity.profile_id, key
 
-    # ----- identity management (agents) ----------------------------------------------
-
-    async def _check_limits(self, tenant: str, target: Profile, source: Profile) -> None:
+    async def check_limits(self, tenant: str, target: Profile, source: Profile) -> None:
         """Refuse before anything is written. The fold enforces the merge limit again,
         atomically, for merges that race each other past this check."""
         if len(target.merge_history) >= self.merger.max_merges:
-            raise _merge_limit(self.merger.max_merges)
+            raise merge_limit_error(self.merger.max_merges)
         if await self._store.count_identities(tenant, [target.id, source.id]) > self.max_identities:
             raise LimitExceeded(
                 f"A profile holds at most {self.max_identities} identities; this merge would "
                 "exceed that",
                 field="sourceId",
             )
-
-    async def merge_profiles(
-        self, tenant: str, target_id: str, source_id: str, *, actor: str
-    ) -> tuple[Profile, str]:
-        """Merge the source into the target, which survives (SPEC §7)."""
-        if target_id == source_id:
-            raise MergeConflict("A profile cannot be merged into itself", field="sourceId")
-        for _ in range(MAX_ATTEMPTS):
-            target = await self._exactly(tenant, target_id, "targetId")
-            source = await self._exactly(tenant, source_id, "sourceId")
-            if source.user_id and target.user_id and source.user_id != target.user_id:
-                raise MergeConflict(
-                    "Both profiles are identified, with different userIds; they are different "
-                    "people and cannot be merged",
-                    field="sourceId",
-                )
-            await self._check_limits(tenant, target, source)
-            merged = await self.merger.merge(
-                tenant,
-                source.id,
-                target.id,
-                trigger=MergeTrigger.MANUAL,
-                actor=actor,
-                unidentified_only=False,
-            )
-            if isinstance(merged, MergeResult):
-                survivor = merged.survivor or await self._active(tenant, merged.survivor_id)
-                if survivor is None:
-                    raise NotFound("The surviving profile was erased", field="targetId")
-                return survivor, source.id
-            if merged is Abandoned.LIMIT_REACHED:
-                raise _merge_limit(self.merger.max_merges)
-            # Otherwise something changed under us: look again (and refuse if now merged).
-        raise Contention("merge kept losing races")
-
-    async def _exactly(self, tenant: str, profile_id: str, field: str) -> Profile:
-        """An active profile by its own id: a merged-away id is a conflict, not a redirect."""
-        raw = await self._store.get_profile(tenant, profile_id) if len(profile_id) <= 64 else None
-        if raw is not None and raw.merging is not None:
-            await self.merger.finish(raw)
-            raw = await self._store.get_profile(tenant, profile_id)
-        if raw is None:
-            raise NotFound(f"No profile with id {profile_id!r}", field=field)
-        if raw.merged_into is not None:
-            raise MergeConflict(
-                f"Profile {profile_id!r} was already merged into {raw.merged_into!r}",
-                field=field,
-            )
-        return raw
-
-    async def detach_identity(
-        self, tenant: str, profile_id: str, channel: Channel, sender_id: str
-    ) -> tuple[Profile, Profile]:
-        """Move one identity (and its conversations) out to a new profile of its own."""
-        key = identity_key(channel, sender_id)
-        profile = await self.profile(tenant, profile_id)
-        if profile is None:
-            raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
-        binding = await self._store.find_identity(tenant, key)
-        owner = await self._active(tenant, binding.profile_id) if binding else None
-        if binding is None or owner is None or owner.id != profile.id:
-            raise NotFound("That identity is not bound to this profile", field="senderId")
-        if profile.user_id is not None and key.value == profile.user_id:
-            raise ValidationFailed(
-                "That identity is the profile's userId, which cannot be detached",
-                field="senderId",
-            )
-        if await self._store.count_identities(tenant, [profile.id]) <= 1:
-            raise ValidationFailed("A profile's last identity cannot be detached", field="senderId")
-        detached_id = new_id()
-        if not await self._store.rebind_identity(tenant, key, binding.profile_id, detached_id):
-            raise Contention("the identity moved while it was being detached")
-        detached = await self._store.write_capture(
-            tenant,
-            detached_id,
-            CaptureWrite(set={}, match_keys=tuple(keys_of_identity(key))),
-            self._clock.now(),
-        )
-        if detached is None:  # pragma: no cover - a brand-new id cannot be merged yet
-            raise Contention("the detached profile could not be created")
-        await self._store.move_identity_conversations(tenant, key, profile.id, detached_id)
-        remaining = await self._active(tenant, profile.id)
-        return remaining or profile, detached
-
-    async def merge_suggestions(self, tenant: str, profile_id: str) -> list[Suggestion]:
-        profile = await self.profile(tenant, profile_id)
-        if profile is None:
-            raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
-        own_identities = await self._store.identities_of(tenant, [profile.id])
-        own = keys_of_profile(profile, own_identities.get(profile.id, []))
-        if not own:
-            return []
-        found = await self._store.find_by_match_keys(tenant, list(own), MAX_SUGGESTIONS + 1)
-        candidates = [c for c in found if c.id != profile.id]
-        identities = await self._store.identities_of(tenant, [c.id for c in candidates])
-        checked = [(c, keys_of_profile(c, identities.get(c.id, []))) for c in candidates]
-        return suggest(profile, own, checked)[:MAX_SUGGESTIONS]
 
     # ----- edits -------------------------------------------------------------------
 
@@ -601,7 +498,7 @@ class ProfileService:
             )
             if updated is not None:
                 return updated
-            survivor = await self._active(tenant, profile.id)
+            survivor = await self.active(tenant, profile.id)
             if survivor is None:
                 raise NotFound(f"No profile with id {profile_id!r}", field="id")
             profile = survivor
@@ -628,7 +525,7 @@ class ProfileService:
         return await self.definitions.define(tenant, name, type_, description)
 
 
-def _merge_limit(limit: int) -> LimitExceeded:
+def merge_limit_error(limit: int) -> LimitExceeded:
     return LimitExceeded(
         f"A profile records at most {limit} merges; this merge would exceed that",
         field="targetId",

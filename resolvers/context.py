@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 from domain.access import Principal
 from domain.activity import ActivityService
 from domain.identity import Identity
+from domain.identity_management import IdentityManagement
 from domain.segments import SegmentService
 from domain.services import ProfileService
 from schema.context import Context, Loaders
@@ -35,6 +36,7 @@ def build_context(
     services: ProfileService,
     activity: ActivityService,
     segments: SegmentService,
+    identity: IdentityManagement,
     request: Any,
     response: Any,
 ) -> Context:
@@ -44,6 +46,7 @@ def build_context(
         services=services,
         activity=activity,
         segments=segments,
+        identity=identity,
         loaders=Loaders(identities=IdentitiesByProfileLoader(services, tenant)),
         request=request,
         response=response,

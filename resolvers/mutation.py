@@ -169,7 +169,7 @@ class Mutation:
         description="Merge sourceId into targetId (the target survives, SPEC §6-7)",
     )
     async def merge_profiles(self, info: Info, input: MergeProfilesInput) -> MergePayload:
-        survivor, merged = await info.context.services.merge_profiles(
+        survivor, merged = await info.context.identity.merge_profiles(
             tenant_of(info), str(input.target_id), str(input.source_id), actor=_actor(info)
         )
         return MergePayload(
@@ -181,7 +181,7 @@ class Mutation:
         description="Move one identity and its conversations out to a new profile",
     )
     async def detach_identity(self, info: Info, input: DetachIdentityInput) -> DetachPayload:
-        remaining, detached = await info.context.services.detach_identity(
+        remaining, detached = await info.context.identity.detach_identity(
             tenant_of(info), str(input.profile_id), input.channel, input.sender_id
         )
         return DetachPayload(

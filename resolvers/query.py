@@ -78,7 +78,7 @@ class Query:
     async def merge_suggestions(
         self, info: Info, profile_id: strawberry.ID
     ) -> list[MergeSuggestion]:
-        found = await info.context.services.merge_suggestions(tenant_of(info), str(profile_id))
+        found = await info.context.identity.merge_suggestions(tenant_of(info), str(profile_id))
         return [
             MergeSuggestion(
                 profile=Profile.from_domain(s.profile), matched_on=list(s.matched_on), score=s.score

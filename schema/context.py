@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 from domain.access import Principal
 from domain.activity import ActivityService
 from domain.identity import Identity
+from domain.identity_management import IdentityManagement
 from domain.segments import SegmentService
 from domain.services import ProfileService
 
@@ -30,6 +31,7 @@ class Context:
     services: ProfileService
     activity: ActivityService
     segments: SegmentService
+    identity: IdentityManagement
     loaders: Loaders
     request: Any = None
     response: Any = None

@@ -36,6 +36,7 @@ from strawberry.types import ExecutionResult
 from domain.access import Principal, Role
 from domain.activity import ActivityService
 from domain.errors import RateLimited
+from domain.identity_management import IdentityManagement
 from domain.ports import GeoLookup
 from domain.segments import SegmentService
 from domain.services import ProfileService
@@ -80,6 +81,7 @@ class Runtime:
     services: ProfileService
     activity: ActivityService
     segments: SegmentService
+    identity: IdentityManagement
     auth: Authenticator
     keys: KeyStore
     limiter: RateLimiter
@@ -94,7 +96,13 @@ class _GraphQL(GraphQL[Context, None]):
         runtime = self._runtime.get()
         principal = await runtime.auth.principal(key_from_headers(request.headers))
         context = build_context(
-            principal, runtime.services, runtime.activity, runtime.segments, request, response
+            principal,
+            runtime.services,
+            runtime.activity,
+            runtime.segments,
+            runtime.identity,
+            request,
+            response,
         )
         if principal is not None:
             context.retry_after = runtime.limiter.retry_after(principal)
@@ -261,6 +269,7 @@ async def open_runtime(
             services=services,
             activity=activity,
             segments=segments,
+            identity=IdentityManagement(services, store, clock),
             auth=Authenticator(keys, settings.key_cache_seconds),
             keys=keys,
         )

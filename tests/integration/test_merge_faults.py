@@ -8,6 +8,7 @@ from typing import Any, cast
 import pytest
 
 from domain.identity import Channel
+from domain.identity_management import IdentityManagement
 from domain.ports import ProfileStore
 from domain.services import ProfileService
 from server.app import SystemClock
@@ -55,11 +56,12 @@ class CrashAfter:
         return step_then_crash
 
 
-def _dying(api: Api, step: str) -> ProfileService:
-    """The service of a process that will die right after `step`."""
+def _dying(api: Api, step: str) -> IdentityManagement:
+    """The services of a process that will die right after `step`."""
     services = api.app.state.runtime.get().services
-    return ProfileService(
-        cast(ProfileStore, CrashAfter(services._store, step)), SystemClock(), services._geo
+    store = cast(ProfileStore, CrashAfter(services._store, step))
+    return IdentityManagement(
+        ProfileService(store, SystemClock(), services._geo), store, SystemClock()
     )
 
 
@@ -132,9 +134,9 @@ async def _state(api: Api, tenant: str, target: str, source: str) -> dict[str, A
 
 @pytest.fixture
 async def reference(api: Api) -> dict[str, Any]:
-    services = api.app.state.runtime.get().services
+    identity = api.app.state.runtime.get().identity
     target, source = await _scenario(api, "reference")
-    await services.merge_profiles("reference", target, source, actor="agent")
+    await identity.merge_profiles("reference", target, source, actor="agent")
     return await _state(api, "reference", target, source)
 
 
@@ -183,7 +185,7 @@ async def test_an_identify_merge_that_dies_after_the_fold_counts_events_once(api
     await api.ok(TRACK, track_input("purchase", channel="API", sender="crm-1"))
     await api.ok(TRACK, track_input("purchase", sender="visitor"))
     with pytest.raises(Crash):
-        await _dying(api, "fold_merge").identify(
+        await _dying(api, "fold_merge")._profiles.identify(
             "acme", Channel.WEB, "visitor", "customer", {}, actor="bot"
         )
     await runtime.services.merger.recover()
