@@ -18,7 +18,6 @@ from domain.properties import (
     SYSTEM_PROPERTIES,
     PropertyDefinition,
     PropertyType,
-    check_definition_name,
     check_property_name,
     validate_value,
 )
@@ -63,7 +62,7 @@ class Definitions:
     async def define(
         self, tenant: str, name: str, type_: PropertyType, description: str
     ) -> PropertyDefinition:
-        check_definition_name(name)
+        check_property_name(name, field="name")
         if len(description) > MAX_DESCRIPTION_LENGTH:
             raise ValidationFailed(
                 f"description is longer than {MAX_DESCRIPTION_LENGTH} characters",

@@ -113,8 +113,6 @@ class ProfileStore(Protocol):
     # profiles
     async def get_profile(self, tenant: str, profile_id: str) -> Profile | None: ...
 
-    async def get_profiles(self, tenant: str, profile_ids: Sequence[str]) -> list[Profile]: ...
-
     async def write_capture(
         self, tenant: str, profile_id: str, write: CaptureWrite, now: datetime
     ) -> Profile | None:
@@ -166,10 +164,6 @@ class ProfileStore(Protocol):
 
     async def move_event(self, tenant: str, event_key: str, profile_id: str) -> None:
         """Re-link one event (tracked on a profile that was merged away meanwhile)."""
-        ...
-
-    async def set_event_summaries(self, tenant: str, profile_id: str, names: Sequence[str]) -> None:
-        """Recompute the named summaries and replace them (after events moved away)."""
         ...
 
     # merges

@@ -23,7 +23,6 @@ from domain.errors import ValidationFailed
 MAX_STRING_LENGTH = 1000
 MAX_LIST_ITEMS = 100
 MAX_LIST_ITEM_LENGTH = 256
-MAX_NAME_LENGTH = 64
 
 PROPERTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -318,9 +317,3 @@ def _validate_system_string(name: str, field: str, text: str) -> str:
         except ValueError:
             raise _fail(name, field, "expects an IPv4 or IPv6 address") from None
     return text
-
-
-def check_definition_name(name: str) -> None:
-    check_property_name(name, field="name")
-    if len(name) > MAX_NAME_LENGTH:  # pragma: no cover - the pattern already bounds it
-        raise ValidationFailed("Property name is too long", field="name")

@@ -369,9 +369,6 @@ class ProfileService:
             return None
         return await self.active(tenant, profile_id)
 
-    async def profiles_by_ids(self, tenant: str, profile_ids: Sequence[str]) -> list[Profile]:
-        return await self._store.get_profiles(tenant, profile_ids)
-
     async def profile_by_user_id(self, tenant: str, user_id: str) -> Profile | None:
         if not user_id or len(user_id) > 256:
             return None

@@ -157,10 +157,6 @@ class MongoProfileStore:
         doc = await self.profiles.find_one({"_id": profile_id, "tenant": tenant})
         return profile_from_doc(doc) if doc else None
 
-    async def get_profiles(self, tenant: str, profile_ids: Sequence[str]) -> list[Profile]:
-        cursor = self.profiles.find({"_id": {"$in": list(profile_ids)}, "tenant": tenant})
-        return [profile_from_doc(doc) async for doc in cursor]
-
     async def write_capture(
         self, tenant: str, profile_id: str, write: CaptureWrite, now: datetime
     ) -> Profile | None:
@@ -322,23 +318,6 @@ class MongoProfileStore:
         await self.events.update_one(
             {"_id": event_key, "tenant": tenant}, {"$set": {"profileId": profile_id}}
         )
-
-    async def set_event_summaries(self, tenant: str, profile_id: str, names: Sequence[str]) -> None:
-        rows = {r["_id"]: r for r in await self._summaries(tenant, profile_id, names)}
-        update: dict[str, Any] = {}
-        replaced = {
-            f"events.{name}": {"count": r["count"], "first": r["first"], "last": r["last"]}
-            for name, r in rows.items()
-        }
-        if replaced:
-            update["$set"] = replaced
-        gone = {f"events.{name}": "" for name in names if name not in rows}
-        if gone:
-            update["$unset"] = gone
-        if update:
-            await self.profiles.update_one({"_id": profile_id, "tenant": tenant}, update)
-
-    # ----- merges ------------------------------------------------------------------
 
     async def claim_merge_source(
         self, tenant: str, source_id: str, claim: MergeClaim, *, unidentified_only: bool
