@@ -12,6 +12,7 @@ from domain.errors import (
     UserIdImmutable,
     ValidationFailed,
 )
+from domain.filters import Filter, parse_filter
 from domain.ports import Clock, ProfileStore
 from domain.properties import (
     READ_ONLY,
@@ -53,6 +54,19 @@ class Definitions:
                 field=field,
             )
         return known
+
+    async def parse_filter(
+        self, tenant: str, where: Mapping[str, Any], *, field: str = "where"
+    ) -> Filter:
+        """A typed filter checked against the definitions; the database is read only when the
+        cache has not seen the tenant or the filter names a property it does not know."""
+        if tenant not in self._cache:
+            await self._reload(tenant)
+        try:
+            return parse_filter(where, {**SYSTEM_PROPERTIES, **self._cache[tenant]}, field=field)
+        except PropertyNotDefined:
+            custom = await self._reload(tenant)
+            return parse_filter(where, {**SYSTEM_PROPERTIES, **custom}, field=field)
 
     async def _reload(self, tenant: str) -> dict[str, PropertyDefinition]:
         loaded = {d.name: d for d in await self._store.definitions(tenant)}

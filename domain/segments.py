@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import LimitExceeded, NotFound, ValidationFailed
-from domain.filters import filter_to_json, parse_filter
+from domain.filters import filter_to_json
 from domain.ids import new_id
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ class SegmentService:
             raise ValidationFailed("name is 1 to 100 characters", field="name")
         if len(description) > 500:
             raise ValidationFailed("description is at most 500 characters", field="description")
-        definitions = {d.name: d for d in await self._profiles.definitions.all(tenant)}
-        return filter_to_json(parse_filter(where, definitions, field="filter"))
+        parsed = await self._profiles.definitions.parse_filter(tenant, where, field="filter")
+        return filter_to_json(parsed)
 
     async def create(
         self, tenant: str, name: str, description: str, where: Mapping[str, Any]

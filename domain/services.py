@@ -21,7 +21,6 @@ from domain.errors import (
     UserIdImmutable,
     ValidationFailed,
 )
-from domain.filters import parse_filter
 from domain.identity import (
     Channel,
     Identity,
@@ -398,8 +397,7 @@ class ProfileService:
         """A validated listing query; filters refer to the tenant's defined properties."""
         parsed = None
         if where is not None:
-            definitions = {d.name: d for d in await self.definitions.all(tenant)}
-            parsed = parse_filter(where, definitions)
+            parsed = await self.definitions.parse_filter(tenant, where)
         if search is not None:
             search = search.strip()
             if not search or len(search) > MAX_SEARCH_LENGTH:
