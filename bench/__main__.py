@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -159,251 +160,120 @@ class Driver:
         )
 
 
-async def _bench_graphql(d: Driver) -> list[Figures]:
-    n = OPS
-    say = print
-    say(f"graphql: seeding {n * 4} senders")
-    for i in range(n):
-        await d.graphql(
-            CAPTURE,
+class GraphQLCalls:
+    """The benchmark's operations as GraphQL requests."""
+
+    def __init__(self, driver: Driver) -> None:
+        self._d = driver
+
+    async def capture(self, channel: str, sender: str, props: dict[str, Any]) -> Any:
+        data = await self._d.graphql(
+            CAPTURE, {"input": {"channel": channel, "senderId": sender, "properties": props}}
+        )
+        return data["captureProperties"]["profile"]["id"]
+
+    async def identify(self, channel: str, sender: str, user_id: str) -> Any:
+        return await self._d.graphql(
+            IDENTIFY, {"input": {"channel": channel, "senderId": sender, "userId": user_id}}
+        )
+
+    async def track(self, sender: str, event_id: str) -> Any:
+        return await self._d.graphql(
+            TRACK,
             {
                 "input": {
                     "channel": "WHATSAPP",
-                    "senderId": f"9198765{i:05}",
-                    "properties": {"gender": "f"},
+                    "senderId": sender,
+                    "name": "purchase",
+                    "eventId": event_id,
                 }
             },
         )
-        await d.graphql(CAPTURE, {"input": {"channel": "WEB", "senderId": f"idn-{i}"}})
-        await d.graphql(
-            IDENTIFY,
-            {"input": {"channel": "API", "senderId": f"crm-{i}", "userId": f"merge-user-{i}"}},
-        )
-        await d.graphql(
-            CAPTURE,
-            {
-                "input": {
-                    "channel": "WEB",
-                    "senderId": f"mrg-{i}",
-                    "properties": {"tags": [f"t{i}"]},
-                }
-            },
-        )
-    ids = [
-        (
-            await d.graphql(
-                CAPTURE, {"input": {"channel": "WHATSAPP", "senderId": f"9198765{i:05}"}}
-            )
-        )["captureProperties"]["profile"]["id"]
-        for i in range(n)
-    ]
-    await d.graphql(PAGE)  # warm the caches
-    results = []
-    say("graphql: measuring")
-    results.append(
-        await d.measure(
-            "captureProperties (known sender)",
-            [
-                (
-                    lambda i=i: d.graphql(
-                        CAPTURE,
-                        {
-                            "input": {
-                                "channel": "WHATSAPP",
-                                "senderId": f"9198765{i:05}",
-                                "properties": {"gender": "m"},
-                            }
-                        },
-                    )
-                )
-                for i in range(n)
-            ],
-        )
-    )
-    results.append(
-        await d.measure(
-            "identify IDENTIFIED",
-            [
-                (
-                    lambda i=i: d.graphql(
-                        IDENTIFY,
-                        {
-                            "input": {
-                                "channel": "WEB",
-                                "senderId": f"idn-{i}",
-                                "userId": f"new-user-{i}",
-                            }
-                        },
-                    )
-                )
-                for i in range(n)
-            ],
-        )
-    )
-    results.append(
-        await d.measure(
-            "identify MERGED",
-            [
-                (
-                    lambda i=i: d.graphql(
-                        IDENTIFY,
-                        {
-                            "input": {
-                                "channel": "WEB",
-                                "senderId": f"mrg-{i}",
-                                "userId": f"merge-user-{i}",
-                            }
-                        },
-                    )
-                )
-                for i in range(n)
-            ],
-        )
-    )
-    results.append(
-        await d.measure(
-            "trackEvent",
-            [
-                (
-                    lambda i=i: d.graphql(
-                        TRACK,
-                        {
-                            "input": {
-                                "channel": "WHATSAPP",
-                                "senderId": f"9198765{i:05}",
-                                "name": "purchase",
-                                "eventId": f"o-{i}",
-                            }
-                        },
-                    )
-                )
-                for i in range(n)
-            ],
-        )
-    )
-    results.append(
-        await d.measure(
-            "profile by id", [(lambda i=i: d.graphql(PROFILE, {"id": ids[i]})) for i in range(n)]
-        )
-    )
-    results.append(
-        await d.measure(
-            "profiles page of 50, nested",
-            [(lambda: d.graphql(PAGE)) for _ in range(max(20, n // 4))],
-        )
-    )
-    return results
+
+    async def profile(self, profile_id: str) -> Any:
+        return await self._d.graphql(PROFILE, {"id": profile_id})
+
+    async def page(self) -> Any:
+        return await self._d.graphql(PAGE)
 
 
-async def _bench_plain(d: Driver) -> list[Figures]:
-    n = OPS
-    c = d.client
+class PlainCalls:
+    """The same operations against the plain JSON baseline."""
 
-    async def post(path: str, body: dict[str, Any]) -> Any:
-        response = await c.post(path, json=body)
+    def __init__(self, driver: Driver) -> None:
+        self._c = driver.client
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = await self._c.post(path, json=body)
         response.raise_for_status()
         return response.json()
 
-    print(f"plain: seeding {n * 4} senders")
+    async def capture(self, channel: str, sender: str, props: dict[str, Any]) -> Any:
+        body = {"channel": channel, "senderId": sender, "properties": props}
+        return (await self._post("/capture", body))["profile"]["id"]
+
+    async def identify(self, channel: str, sender: str, user_id: str) -> Any:
+        return await self._post(
+            "/identify", {"channel": channel, "senderId": sender, "userId": user_id}
+        )
+
+    async def track(self, sender: str, event_id: str) -> Any:
+        return await self._post(
+            "/track",
+            {"channel": "WHATSAPP", "senderId": sender, "name": "purchase", "eventId": event_id},
+        )
+
+    async def profile(self, profile_id: str) -> Any:
+        return (await self._c.get(f"/profile/{profile_id}")).json()
+
+    async def page(self) -> Any:
+        return (await self._c.get("/profiles?first=50")).json()
+
+
+async def _bench(d: Driver, calls: GraphQLCalls | PlainCalls, tag: str) -> list[Figures]:
+    """Seed, then measure each operation: the same scenario whatever the transport. `tag`
+    keeps the two runs' senders apart (distinct phone prefixes and ids)."""
+    n = OPS
+    phone = "9198765" if tag == "graphql" else "9197765"
+    print(f"{tag}: seeding {n * 4} senders")
     for i in range(n):
-        await post(
-            "/capture",
-            {"channel": "WHATSAPP", "senderId": f"9197765{i:05}", "properties": {"gender": "f"}},
-        )
-        await post("/capture", {"channel": "WEB", "senderId": f"p-idn-{i}"})
-        await post(
-            "/identify", {"channel": "API", "senderId": f"p-crm-{i}", "userId": f"p-merge-user-{i}"}
-        )
-        await post(
-            "/capture",
-            {"channel": "WEB", "senderId": f"p-mrg-{i}", "properties": {"tags": [f"t{i}"]}},
-        )
-    ids = [
-        (await post("/capture", {"channel": "WHATSAPP", "senderId": f"9197765{i:05}"}))["profile"][
-            "id"
-        ]
-        for i in range(n)
-    ]
-    await c.get("/profiles?first=50")
-    print("plain: measuring")
-    results = []
-    results.append(
+        await calls.capture("WHATSAPP", f"{phone}{i:05}", {"gender": "f"})
+        await calls.capture("WEB", f"{tag}-idn-{i}", {})
+        await calls.identify("API", f"{tag}-crm-{i}", f"{tag}-merge-user-{i}")
+        await calls.capture("WEB", f"{tag}-mrg-{i}", {"tags": [f"t{i}"]})
+    ids = [await calls.capture("WHATSAPP", f"{phone}{i:05}", {}) for i in range(n)]
+    await calls.page()  # warm the caches
+    print(f"{tag}: measuring")
+    return [
         await d.measure(
             "captureProperties (known sender)",
             [
-                (
-                    lambda i=i: post(
-                        "/capture",
-                        {
-                            "channel": "WHATSAPP",
-                            "senderId": f"9197765{i:05}",
-                            "properties": {"gender": "m"},
-                        },
-                    )
-                )
+                partial(calls.capture, "WHATSAPP", f"{phone}{i:05}", {"gender": "m"})
                 for i in range(n)
             ],
-        )
-    )
-    results.append(
+        ),
         await d.measure(
             "identify IDENTIFIED",
             [
-                (
-                    lambda i=i: post(
-                        "/identify",
-                        {"channel": "WEB", "senderId": f"p-idn-{i}", "userId": f"p-new-user-{i}"},
-                    )
-                )
+                partial(calls.identify, "WEB", f"{tag}-idn-{i}", f"{tag}-new-user-{i}")
                 for i in range(n)
             ],
-        )
-    )
-    results.append(
+        ),
         await d.measure(
             "identify MERGED",
             [
-                (
-                    lambda i=i: post(
-                        "/identify",
-                        {"channel": "WEB", "senderId": f"p-mrg-{i}", "userId": f"p-merge-user-{i}"},
-                    )
-                )
+                partial(calls.identify, "WEB", f"{tag}-mrg-{i}", f"{tag}-merge-user-{i}")
                 for i in range(n)
             ],
-        )
-    )
-    results.append(
+        ),
         await d.measure(
-            "trackEvent",
-            [
-                (
-                    lambda i=i: post(
-                        "/track",
-                        {
-                            "channel": "WHATSAPP",
-                            "senderId": f"9197765{i:05}",
-                            "name": "purchase",
-                            "eventId": f"p-o-{i}",
-                        },
-                    )
-                )
-                for i in range(n)
-            ],
-        )
-    )
-    results.append(
+            "trackEvent", [partial(calls.track, f"{phone}{i:05}", f"{tag}-o-{i}") for i in range(n)]
+        ),
+        await d.measure("profile by id", [partial(calls.profile, ids[i]) for i in range(n)]),
         await d.measure(
-            "profile by id", [(lambda i=i: c.get(f"/profile/{ids[i]}")) for i in range(n)]
-        )
-    )
-    results.append(
-        await d.measure(
-            "profiles page of 50, nested",
-            [(lambda: c.get("/profiles?first=50")) for _ in range(max(20, n // 4))],
-        )
-    )
-    return results
+            "profiles page of 50, nested", [calls.page for _ in range(max(20, n // 4))]
+        ),
+    ]
 
 
 def _write(graphql: list[Figures], plain: list[Figures], engine: str, seconds: float) -> None:
@@ -443,7 +313,10 @@ def _write(graphql: list[Figures], plain: list[Figures], engine: str, seconds: f
 async def _measure(api: Server, plain: Server, key: str) -> tuple[list[Figures], list[Figures]]:
     graphql_driver, plain_driver = Driver(api, key), Driver(plain, key)
     try:
-        return await _bench_graphql(graphql_driver), await _bench_plain(plain_driver)
+        return (
+            await _bench(graphql_driver, GraphQLCalls(graphql_driver), "graphql"),
+            await _bench(plain_driver, PlainCalls(plain_driver), "plain"),
+        )
     finally:
         await graphql_driver.client.aclose()
         await plain_driver.client.aclose()
