@@ -8,7 +8,7 @@ recovery) or many concurrent retries all leave the exact count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -23,12 +23,13 @@ from domain.events import (
     check_event_name,
     check_event_properties,
     check_occurred_at,
+    conversation_key,
     event_storage_id,
 )
 from domain.identity import Channel, IdentityKey
 from domain.ids import new_id
 from domain.model import Profile
-from domain.ports import ActivityStore, Clock, ProfileStore
+from domain.ports import ActivityStore, Clock, ProfileStore, RecordKind
 
 if TYPE_CHECKING:
     from domain.services import ProfileService
@@ -146,40 +147,35 @@ class ActivityService:
 
     async def settle(self, tenant: str, event: Event) -> Profile:
         """Bring the summary of the event's profile up to date, then settle the event."""
+        lifecycle = self._profiles.lifecycle
         profile_id = event.profile_id
         for _ in range(_MAX_HOPS):
             profile = await self._store.refresh_event_summaries(tenant, profile_id, [event.name])
             if profile is not None:
                 await self._activity.settle_event(tenant, event.id)
                 return profile
-            # The profile was merged away meanwhile: the event belongs to the survivor.
-            survivor = await self._profiles.profile(tenant, profile_id)
-            if survivor is None:
+            # The profile was merged away (the event belongs to the survivor) or erased (the
+            # event goes with it).
+            resting = await lifecycle.rehome(tenant, RecordKind.EVENT, event.id, profile_id)
+            if resting is None:
                 raise NotFound("The event's profile no longer exists", field="profileId")
-            await self._store.move_event(tenant, event.id, survivor.id)
-            profile_id = survivor.id
+            profile_id = resting.id
         raise ValidationFailed("The profile kept being merged; retry", field="profileId")
 
     async def recover(self, *, older_than_seconds: float = 0) -> int:
-        """Settle events left pending by a crash; returns how many."""
+        """Settle events left pending by a crash, paging in id order; returns how many."""
         cutoff = self._clock.now() - timedelta(seconds=older_than_seconds)
         settled = 0
-        seen: set[str] = set()
-        while True:
-            batch = [
-                (t, e)
-                for t, e in await self._activity.pending_events(cutoff, 100)
-                if e.id not in seen
-            ]
-            if not batch:
-                return settled
+        after: str | None = None
+        while batch := await self._activity.pending_events(cutoff, after, 100):
             for tenant, event in batch:
-                seen.add(event.id)
+                after = event.id
                 try:
                     await self.settle(tenant, event)
                 except NotFound:
                     continue
                 settled += 1
+        return settled
 
     async def event_history(
         self,
@@ -250,12 +246,22 @@ class ActivityService:
             updated_at=updated,
             closed_at=closed,
         )
-        return await self._activity.upsert_conversation(
+        stored = await self._activity.upsert_conversation(
             tenant,
             record,
             linked if existing is not None else None,
             identity.storage_id(tenant) if identity else None,
         )
+        # Written first, checked after: a merge or erasure of its profile may have run between
+        # our read of the profile and this write.
+        resting = await self._profiles.lifecycle.rehome(
+            tenant, RecordKind.CONVERSATION, conversation_key(tenant, stored.id), stored.profile_id
+        )
+        if resting is None:
+            raise NotFound("The conversation's profile was erased", field="profileId")
+        if resting.id != stored.profile_id:
+            return replace(stored, profile_id=resting.id)
+        return stored
 
 
 def _check_page(first: int) -> None:

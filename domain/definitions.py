@@ -22,6 +22,7 @@ from domain.properties import (
     check_property_name,
     validate_value,
 )
+from domain.values import check_key_text, check_text
 
 MAX_PROPERTIES_PER_CALL = 100
 MAX_DEFINITIONS_PER_TENANT = 500
@@ -82,6 +83,7 @@ class Definitions:
                 f"description is longer than {MAX_DESCRIPTION_LENGTH} characters",
                 field="description",
             )
+        check_text(description, field="description")
         if name in SYSTEM_PROPERTIES:
             raise PropertyTypeImmutable(
                 f"'{name}' is a system property; its type cannot be changed", field="name"
@@ -117,7 +119,8 @@ class Definitions:
             )
         result: dict[str, Any] = {}
         for name, value in values.items():
-            path = f"{field}.{name}"
+            # A name that is not text cannot be part of a field path.
+            path = f"{field}.{check_key_text(str(name), field=field)}"
             check_property_name(str(name), field=path)
             if name == "userId":
                 if value != current_user_id:

@@ -12,6 +12,7 @@ from typing import Any
 
 from domain.errors import ValidationFailed
 from domain.identity import Channel
+from domain.values import check_datetime, check_json, check_optional_text
 
 EVENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,128}$")
@@ -71,8 +72,13 @@ def event_storage_id(tenant: str, client_id: str) -> str:
     return f"{tenant}|e|{client_id}"
 
 
+def conversation_key(tenant: str, conversation_id: str) -> str:
+    """A conversation's key: the client's id, so a second call updates it."""
+    return f"{tenant}|c|{conversation_id}"
+
+
 def check_event_name(name: str, *, field: str) -> str:
-    if not EVENT_NAME.match(name):
+    if not EVENT_NAME.fullmatch(name):
         raise ValidationFailed(
             f"Event name {name[:80]!r} is invalid: use a letter followed by up to 63 letters, "
             "digits, '_' or '-'",
@@ -82,7 +88,7 @@ def check_event_name(name: str, *, field: str) -> str:
 
 
 def check_client_id(value: str, *, field: str) -> str:
-    if not CLIENT_ID.match(value):
+    if not CLIENT_ID.fullmatch(value):
         raise ValidationFailed(
             f"{field} is 1 to 128 letters, digits or . _ : @ / + = -", field=field
         )
@@ -90,7 +96,9 @@ def check_client_id(value: str, *, field: str) -> str:
 
 
 def check_event_properties(value: object, *, field: str = "properties") -> dict[str, Any]:
-    """A small JSON object whose keys can be stored as document keys."""
+    """A small JSON object that can be stored as it is: at most MAX_EVENT_PROPERTIES keys and
+    MAX_EVENT_PROPERTIES_BYTES of JSON, nested at most MAX_EVENT_DEPTH objects and lists deep
+    (the object itself is the first level), and every key, text and number storable."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -99,37 +107,25 @@ def check_event_properties(value: object, *, field: str = "properties") -> dict[
         raise ValidationFailed(
             f"{field} holds at most {MAX_EVENT_PROPERTIES} properties", field=field
         )
-    _check_keys(value, field, 1)
-    if len(json.dumps(value, default=str)) > MAX_EVENT_PROPERTIES_BYTES:
+    checked: dict[str, Any] = check_json(value, field=field, max_depth=MAX_EVENT_DEPTH)
+    if len(json.dumps(checked)) > MAX_EVENT_PROPERTIES_BYTES:
         raise ValidationFailed(
             f"{field} is larger than {MAX_EVENT_PROPERTIES_BYTES} bytes", field=field
         )
-    return dict(value)
-
-
-def _check_keys(value: Any, field: str, depth: int) -> None:
-    if isinstance(value, Mapping):
-        if depth > MAX_EVENT_DEPTH:
-            raise ValidationFailed(f"{field} nests at most {MAX_EVENT_DEPTH} levels", field=field)
-        for key, item in value.items():
-            if not isinstance(key, str) or not key or key.startswith("$") or "." in key:
-                raise ValidationFailed(
-                    f"{field}: keys must be non-empty and must not start with '$' or hold '.'",
-                    field=field,
-                )
-            _check_keys(item, field, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_keys(item, field, depth + 1)
-    elif isinstance(value, float) and value != value:  # NaN
-        raise ValidationFailed(f"{field} holds a value that is not a number", field=field)
+    return checked
 
 
 def check_occurred_at(value: datetime | None, now: datetime, *, field: str) -> datetime:
+    """The time in UTC (now when not given): with a time zone, within years 1 to 9999 in UTC,
+    and at most a day in the future."""
     if value is None:
         return now
-    if value.tzinfo is None:
-        raise ValidationFailed(f"{field} needs a time zone (e.g. 'Z')", field=field)
+    value = check_datetime(value, field=field)
     if value > now + FUTURE_TOLERANCE:
         raise ValidationFailed(f"{field} is more than a day in the future", field=field)
     return value
+
+
+def check_subject(value: str | None, *, field: str = "subject") -> str | None:
+    """A conversation's subject: None, or at most MAX_SUBJECT_LENGTH characters of text."""
+    return check_optional_text(value, field=field, max_length=MAX_SUBJECT_LENGTH)

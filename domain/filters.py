@@ -18,6 +18,7 @@ from domain.properties import (
     check_property_name,
     validate_value,
 )
+from domain.values import check_text
 
 MAX_NODES = 50
 MAX_DEPTH = 8
@@ -144,7 +145,7 @@ def _parse(
         case "tag":
             if not isinstance(value, str) or not value.strip() or len(value) > 256:
                 raise ValidationFailed("'tag' needs a tag of 1 to 256 characters", field=path)
-            return TagCondition(value)
+            return TagCondition(check_text(value, field=path))
         case "event":
             return _event(value, path)
     raise ValidationFailed(f"Unknown filter node '{kind}'", field=path)
@@ -205,7 +206,7 @@ def _property(
             )
         if not isinstance(value, str) or not value or len(value) > 256:
             raise ValidationFailed("CONTAINS needs text of 1 to 256 characters", field=path)
-        return PropertyCondition(name, type_, op, value)
+        return PropertyCondition(name, type_, op, check_text(value, field=path))
     return PropertyCondition(name, type_, op, _typed(definition, value, path))
 
 
@@ -215,11 +216,11 @@ def _typed(definition: PropertyDefinition, value: Any, path: str) -> Any:
             raise ValidationFailed(
                 f"Property '{definition.name}' is a list: compare one item (a string)", field=path
             )
-        return value
+        return check_text(value, field=path)
     if definition.name in ("firstName", "lastName"):
         if not isinstance(value, str):
             raise ValidationFailed(f"Property '{definition.name}' expects a string", field=path)
-        return value
+        return check_text(value, field=path)
     return validate_value(definition, value, field=path)
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from domain.errors import BlockedIdentifier, ValidationFailed
 from domain.properties import normalise_email, normalise_phone
+from domain.values import check_text
 
 MAX_IDENTIFIER_LENGTH = 256
 
@@ -90,6 +91,7 @@ def identity_key(channel: Channel, sender_id: str) -> IdentityKey:
         raise ValidationFailed(
             f"senderId is longer than {MAX_IDENTIFIER_LENGTH} characters", field="senderId"
         )
+    check_text(sender_id, field="senderId")
     check_not_blocked(sender_id, field="senderId")
     kind = _TYPE_OF_CHANNEL[channel]
     if kind is IdentityType.PHONE:
@@ -124,6 +126,7 @@ def check_user_id(user_id: str) -> str:
         raise ValidationFailed(
             f"userId is longer than {MAX_IDENTIFIER_LENGTH} characters", field="userId"
         )
+    check_text(user_id, field="userId")
     check_not_blocked(user_id, field="userId")
     if user_id != user_id.strip():
         raise ValidationFailed("userId must not start or end with white space", field="userId")

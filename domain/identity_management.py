@@ -1,18 +1,19 @@
-"""Identity management for support agents (SPEC §7): merge suggestions, manual merges and
-detaching an identity. Suggestions never merge anything by themselves."""
+"""Identity management for support agents: merge suggestions, manual merges and detaching an
+identity. Suggestions never merge anything by themselves."""
 
 from __future__ import annotations
 
 from domain.errors import Contention, MergeConflict, NotFound, ValidationFailed
+from domain.identify import check_merge_limits, refusal_of
 from domain.identity import Channel, identity_key
-from domain.ids import new_id
-from domain.matching import Suggestion, keys_of_identity, keys_of_profile, suggest
-from domain.merging import Abandoned, MergeResult
-from domain.model import CaptureWrite, MergeTrigger, Profile
+from domain.matching import Suggestion, keys_of_profile, suggest
+from domain.merging import MergeResult
+from domain.model import KeyBinding, MergeTrigger, Profile, ProfileState
 from domain.ports import Clock, ProfileStore
-from domain.services import MAX_ATTEMPTS, ProfileService, merge_limit_error
+from domain.services import ProfileService
 
 MAX_SUGGESTIONS = 20
+MAX_ATTEMPTS = 25
 
 
 class IdentityManagement:
@@ -20,13 +21,14 @@ class IdentityManagement:
 
     def __init__(self, profiles: ProfileService, store: ProfileStore, clock: Clock) -> None:
         self._profiles = profiles
+        self._lifecycle = profiles.lifecycle
         self._store = store
         self._clock = clock
 
     async def merge_profiles(
         self, tenant: str, target_id: str, source_id: str, *, actor: str
     ) -> tuple[Profile, str]:
-        """Merge the source into the target, which survives (SPEC §7)."""
+        """Merge the source into the target, which survives."""
         if target_id == source_id:
             raise MergeConflict("A profile cannot be merged into itself", field="sourceId")
         for _ in range(MAX_ATTEMPTS):
@@ -38,8 +40,8 @@ class IdentityManagement:
                     "people and cannot be merged",
                     field="sourceId",
                 )
-            await self._profiles.check_limits(tenant, target, source)
-            merged = await self._profiles.merger.merge(
+            check_merge_limits(self._lifecycle, target, source, "sourceId")
+            merged = await self._lifecycle.merger.merge(
                 tenant,
                 source.id,
                 target.id,
@@ -48,24 +50,22 @@ class IdentityManagement:
                 unidentified_only=False,
             )
             if isinstance(merged, MergeResult):
-                survivor = merged.survivor or await self._profiles.active(
-                    tenant, merged.survivor_id
-                )
-                if survivor is None:
+                if merged.survivor is None:
                     raise NotFound("The surviving profile was erased", field="targetId")
-                return survivor, source.id
-            if merged is Abandoned.LIMIT_REACHED:
-                raise merge_limit_error(self._profiles.merger.max_merges)
+                return merged.survivor, source.id
+            refusal = refusal_of(self._lifecycle, merged, "sourceId")
+            if refusal is not None:
+                raise refusal
             # Otherwise something changed under us: look again (and refuse if now merged).
         raise Contention("merge kept losing races")
 
     async def _exactly(self, tenant: str, profile_id: str, field: str) -> Profile:
         """An active profile by its own id: a merged-away id is a conflict, not a redirect."""
         raw = await self._store.get_profile(tenant, profile_id) if len(profile_id) <= 64 else None
-        if raw is not None and raw.merging is not None:
-            await self._profiles.merger.finish(raw)
+        if raw is not None and not raw.active and raw.state is not ProfileState.MERGED:
+            await self._lifecycle.active(tenant, raw.id)  # finish what is under way
             raw = await self._store.get_profile(tenant, profile_id)
-        if raw is None:
+        if raw is None or not raw.active and raw.state is not ProfileState.MERGED:
             raise NotFound(f"No profile with id {profile_id!r}", field=field)
         if raw.merged_into is not None:
             raise MergeConflict(
@@ -77,13 +77,15 @@ class IdentityManagement:
     async def detach_identity(
         self, tenant: str, profile_id: str, channel: Channel, sender_id: str
     ) -> tuple[Profile, Profile]:
-        """Move one identity (and its conversations) out to a new profile of its own."""
+        """Move one identity (and its conversations) out to a new profile of its own: a
+        profile born holding it (domain.births), so a crash at any step is completed or undone
+        by whoever meets it."""
         key = identity_key(channel, sender_id)
         profile = await self._profiles.profile(tenant, profile_id)
         if profile is None:
             raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
         binding = await self._store.find_identity(tenant, key)
-        owner = await self._profiles.active(tenant, binding.profile_id) if binding else None
+        owner = await self._lifecycle.active(tenant, binding.profile_id) if binding else None
         if binding is None or owner is None or owner.id != profile.id:
             raise NotFound("That identity is not bound to this profile", field="senderId")
         if profile.user_id is not None and key.value == profile.user_id:
@@ -93,19 +95,13 @@ class IdentityManagement:
             )
         if await self._store.count_identities(tenant, [profile.id]) <= 1:
             raise ValidationFailed("A profile's last identity cannot be detached", field="senderId")
-        detached_id = new_id()
-        if not await self._store.rebind_identity(tenant, key, binding.profile_id, detached_id):
-            raise Contention("the identity moved while it was being detached")
-        detached = await self._store.write_capture(
+        detached = await self._lifecycle.births.create(
             tenant,
-            detached_id,
-            CaptureWrite(set={}, match_keys=tuple(keys_of_identity(key))),
-            self._clock.now(),
+            [KeyBinding(key=key, from_profile=binding.profile_id, take_conversations=True)],
         )
-        if detached is None:  # pragma: no cover - a brand-new id cannot be merged yet
-            raise Contention("the detached profile could not be created")
-        await self._store.move_identity_conversations(tenant, key, profile.id, detached_id)
-        remaining = await self._profiles.active(tenant, profile.id)
+        if not isinstance(detached, Profile):
+            raise Contention("the identity moved while it was being detached")
+        remaining = await self._lifecycle.active(tenant, profile.id)
         return remaining or profile, detached
 
     async def merge_suggestions(self, tenant: str, profile_id: str) -> list[Suggestion]:

@@ -28,6 +28,8 @@ class MergePlan:
     # A manual merge of an identified source into an unidentified target carries the userId.
     user_id: str | None = None
     match_keys: tuple[str, ...] = ()
+    # The identity keys the source holds: they count against the survivor's limit.
+    keys: tuple[str, ...] = ()
 
 
 def plan_merge(source: Profile) -> MergePlan:
@@ -49,6 +51,7 @@ def plan_merge(source: Profile) -> MergePlan:
         location=location,
         user_id=source.user_id,
         match_keys=source.match_keys,
+        keys=source.keys,
     )
 
 

@@ -8,6 +8,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from domain.identity import Channel, IdentityKey
+
+
+class ProfileState(StrEnum):
+    """Where a profile document stands in its lifecycle (see domain.lifecycle)."""
+
+    PENDING = "PENDING"  # being born: its identity keys are being bound to it
+    ACTIVE = "ACTIVE"
+    MERGING = "MERGING"  # claimed as the source of a merge
+    MERGED = "MERGED"  # a redirect to the profile it was merged into
+    ERASING = "ERASING"
+    ERASED = "ERASED"  # a tombstone: nothing is ever written to this id again
+
 
 class MergeTrigger(StrEnum):
     """Why a merge happened."""
@@ -25,6 +38,30 @@ class MergeClaim:
     at: datetime
     trigger: MergeTrigger
     actor: str
+    # Set on the source once the target has recorded the fold: from then on the merge can
+    # only complete (or, if the target is erased, be erased with it), never be released.
+    folded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBinding:
+    """One identity key a profile being born must hold, and the profile it comes from (None
+    for a key that nobody held)."""
+
+    key: IdentityKey
+    channel: Channel | None = None
+    from_profile: str | None = None
+    # A detached identity takes the conversations that came through it along.
+    take_conversations: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Birth:
+    """The intent of a profile in state PENDING: bind these keys, in order, then go active.
+    The first key decides: if another profile holds it, the birth is abandoned."""
+
+    at: datetime
+    keys: tuple[KeyBinding, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +101,11 @@ class Profile:
     merge_history: tuple[MergeRecord, ...] = ()
     merged_into: str | None = None
     merging: MergeClaim | None = None
+    state: ProfileState = ProfileState.ACTIVE
+    birth: Birth | None = None
+    # The identity keys this profile holds or has reserved (the limit is enforced on this
+    # list, inside the deciding write); the identity documents themselves are the truth.
+    keys: tuple[str, ...] = ()
     # Lookup aid for merge suggestions (see domain.matching); a superset, re-checked on use.
     match_keys: tuple[str, ...] = ()
     # Set when the profile was read through an id that was merged into it.
@@ -75,7 +117,7 @@ class Profile:
 
     @property
     def active(self) -> bool:
-        return self.merged_into is None and self.merging is None
+        return self.state is ProfileState.ACTIVE
 
     @property
     def tags(self) -> list[str]:

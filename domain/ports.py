@@ -12,7 +12,7 @@ from domain.events import Conversation, Event
 from domain.filters import Filter
 from domain.identity import Channel, Identity, IdentityKey
 from domain.merge import MergePlan
-from domain.model import CaptureWrite, MergeClaim, MergeRecord, Profile, ProfileChange
+from domain.model import Birth, CaptureWrite, MergeClaim, MergeRecord, Profile, ProfileChange
 from domain.properties import PropertyDefinition
 from domain.segments import Segment
 
@@ -39,9 +39,27 @@ class GeoLookup(Protocol):
 class FoldOutcome(StrEnum):
     APPLIED = "APPLIED"
     ALREADY_APPLIED = "ALREADY_APPLIED"
+    ABANDONED = "ABANDONED"  # the target recorded that this merge was given up
     TARGET_INACTIVE = "TARGET_INACTIVE"  # merged, merging, erased, or changed under us
     USER_ID_CONFLICT = "USER_ID_CONFLICT"  # the target holds another userId
     LIMIT_REACHED = "LIMIT_REACHED"  # the target has recorded the maximum number of merges
+    IDENTITY_LIMIT = "IDENTITY_LIMIT"  # the survivor would hold too many identity keys
+
+
+@dataclass(frozen=True, slots=True)
+class MergeLimits:
+    """What one profile may hold: merges recorded, identity keys."""
+
+    merges: int
+    identities: int
+
+
+class RecordKind(StrEnum):
+    """Documents that belong to a profile and follow it through merges."""
+
+    IDENTITY = "IDENTITY"
+    EVENT = "EVENT"
+    CONVERSATION = "CONVERSATION"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +103,6 @@ class ProfileStore(Protocol):
         """Move the key only while it is still bound to from_profile."""
         ...
 
-    async def move_records(
-        self, tenant: str, from_profile: str, to_profile: str, merge_id: str
-    ) -> None:
-        """Move identity keys, events and conversations from one profile to another, tagging
-        each moved record with the merge id (what an undo would need)."""
-        ...
-
     async def move_identity_conversations(
         self, tenant: str, key: IdentityKey, from_profile: str, to_profile: str
     ) -> None:
@@ -111,12 +122,38 @@ class ProfileStore(Protocol):
     ) -> Mapping[str, list[Identity]]: ...
 
     # profiles
-    async def get_profile(self, tenant: str, profile_id: str) -> Profile | None: ...
+    async def get_profile(self, tenant: str, profile_id: str) -> Profile | None:
+        """The profile document in whatever state it is (tombstones included)."""
+        ...
+
+    async def insert_pending(
+        self, tenant: str, profile_id: str, birth: Birth, user_id: str | None, now: datetime
+    ) -> None:
+        """Insert a profile in state PENDING, reserving the birth's keys on it."""
+        ...
+
+    async def activate(self, tenant: str, profile_id: str, now: datetime) -> Profile | None:
+        """PENDING becomes ACTIVE (an active profile stays so); None if it is neither."""
+        ...
+
+    async def abort_birth(
+        self, tenant: str, profile_id: str, now: datetime, *, known: bool = True
+    ) -> bool:
+        """A PENDING profile becomes a tombstone (or, when no key can ever have pointed at it,
+        `known=False`, is deleted); False if it was no longer pending."""
+        ...
 
     async def write_capture(
-        self, tenant: str, profile_id: str, write: CaptureWrite, now: datetime
+        self,
+        tenant: str,
+        profile_id: str,
+        write: CaptureWrite,
+        now: datetime,
+        *,
+        activate: bool = False,
     ) -> Profile | None:
-        """Apply a capture to an active profile, creating it if missing; None if it is merged."""
+        """Apply a capture to an active profile (or, with `activate`, to a pending one, which
+        becomes active); None if it is not such a profile. Never creates one."""
         ...
 
     async def set_user_id(
@@ -126,15 +163,20 @@ class ProfileStore(Protocol):
         user_id: str,
         values: Mapping[str, Any],
         now: datetime,
+        max_identities: int,
     ) -> Profile | None:
-        """Give an active, unidentified profile its userId; None if it is not such a profile."""
+        """Give an active, unidentified profile its userId (and reserve the userId's key);
+        None if it is not such a profile or holds the maximum number of keys."""
         ...
 
-    async def create_identified(
-        self, tenant: str, profile_id: str, user_id: str, now: datetime
-    ) -> Profile:
-        """Create an empty identified profile; a repeat with the same id returns it."""
+    async def reserve_key(
+        self, tenant: str, profile_id: str, key: IdentityKey, max_identities: int
+    ) -> Profile | None:
+        """Reserve a place for one more identity key on an active profile; None if it is not
+        active or already holds the maximum."""
         ...
+
+    async def drop_key(self, tenant: str, profile_id: str, key: IdentityKey) -> None: ...
 
     async def update_profile(
         self, tenant: str, profile_id: str, change: ProfileChange, now: datetime
@@ -150,8 +192,40 @@ class ProfileStore(Protocol):
         """Every matching profile, oldest first, fetched in batches (for export)."""
         ...
 
-    async def erase_profile(self, tenant: str, profile_id: str) -> bool:
-        """Remove the profile, the redirects to it, and its identities, events, conversations."""
+    # erase
+    async def begin_erase(self, tenant: str, profile_id: str, now: datetime) -> bool:
+        """ACTIVE becomes ERASING; False if the profile was not active."""
+        ...
+
+    async def erase_folded_source(
+        self, tenant: str, source_id: str, merge_id: str, now: datetime
+    ) -> bool:
+        """A source whose fold is recorded becomes ERASING (its target was erased)."""
+        ...
+
+    async def profiles_into(self, tenant: str, profile_ids: Sequence[str]) -> list[Profile]:
+        """Redirects to, and merge sources claimed into, any of these profiles."""
+        ...
+
+    async def delete_records(self, tenant: str, profile_ids: Sequence[str]) -> None:
+        """Delete the identity keys, events and conversations of these profiles."""
+        ...
+
+    async def tombstone(self, tenant: str, profile_id: str, now: datetime) -> None:
+        """An ERASING profile becomes a tombstone that keeps only its merge ids."""
+        ...
+
+    # records
+    async def move_record(
+        self, tenant: str, kind: RecordKind, record_id: str, from_profile: str, to_profile: str
+    ) -> None:
+        """Move one record, only while it is still on from_profile."""
+        ...
+
+    async def delete_record(
+        self, tenant: str, kind: RecordKind, record_id: str, profile_id: str
+    ) -> None:
+        """Delete one record, only while it is still on profile_id."""
         ...
 
     async def refresh_event_summaries(
@@ -160,10 +234,6 @@ class ProfileStore(Protocol):
         """Recompute the named summaries from the profile's stored events and merge them in
         monotonically ($max count and last, $min first); None if the profile is not active.
         Idempotent, so retries and concurrent writers converge on the exact values."""
-        ...
-
-    async def move_event(self, tenant: str, event_key: str, profile_id: str) -> None:
-        """Re-link one event (tracked on a profile that was merged away meanwhile)."""
         ...
 
     # merges
@@ -180,20 +250,38 @@ class ProfileStore(Protocol):
         plan: MergePlan,
         record: MergeRecord,
         now: datetime,
-        max_merges: int,
+        limits: MergeLimits,
     ) -> tuple[FoldOutcome, Profile | None]:
-        """Apply the plan to the target once per merge id; the target as written, if it was."""
+        """Apply the plan to the target once per merge id, unless the target recorded the
+        merge as abandoned; the target as written, if it was."""
+        ...
+
+    async def mark_folded(self, tenant: str, source_id: str, merge_id: str) -> None: ...
+
+    async def abandon_fold(self, tenant: str, target_id: str, merge_id: str) -> bool:
+        """Record on the target that this merge will never fold; False if it already has."""
+        ...
+
+    async def release_merge_claim(self, tenant: str, source_id: str, merge_id: str) -> None:
+        """The source becomes active again, only while its fold is not recorded."""
+        ...
+
+    async def move_records(
+        self, tenant: str, from_profile: str, to_profile: str, merge_id: str
+    ) -> None:
+        """Move identity keys, events and conversations from one profile to another, tagging
+        each moved record with the merge id (what an undo needs)."""
         ...
 
     async def retire_source(
         self, tenant: str, source_id: str, merge_id: str, target_id: str, now: datetime
     ) -> None: ...
 
-    async def release_merge_claim(self, tenant: str, source_id: str, merge_id: str) -> None: ...
-
-    async def merging_profiles(
-        self, tenant: str | None, claimed_before: datetime, limit: int
-    ) -> list[Profile]: ...
+    async def unfinished(
+        self, tenant: str | None, before: datetime, after: str | None, limit: int
+    ) -> list[Profile]:
+        """Profiles left PENDING, MERGING or ERASING since before the cut-off, by id."""
+        ...
 
     # property definitions
     async def definitions(self, tenant: str) -> list[PropertyDefinition]: ...
@@ -220,8 +308,10 @@ class ActivityStore(Protocol):
     async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation | None: ...
 
     async def pending_events(
-        self, received_before: datetime, limit: int
-    ) -> list[tuple[str, Event]]: ...
+        self, received_before: datetime, after: str | None, limit: int
+    ) -> list[tuple[str, Event]]:
+        """Events still pending since before the cut-off, in id order after `after`."""
+        ...
 
     async def event_history(
         self,

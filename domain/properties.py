@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from domain.errors import ValidationFailed
+from domain.values import check_datetime, check_number, check_text
 
 MAX_STRING_LENGTH = 1000
 MAX_LIST_ITEMS = 100
@@ -97,7 +97,7 @@ NOT_IN_PROPERTY_MAP = frozenset({"userId", "createdAt", "updatedAt"})
 
 def check_property_name(name: str, *, field: str) -> None:
     """Refuse names that are not identifiers (they become document keys)."""
-    if not PROPERTY_NAME.match(name):
+    if not PROPERTY_NAME.fullmatch(name):
         raise ValidationFailed(
             f"Property name {name[:80]!r} is invalid: use a letter followed by up to 63 letters, "
             "digits or underscores",
@@ -185,11 +185,12 @@ def _fail(name: str, field: str, rule: str) -> ValidationFailed:
 def _expect_string(name: str, field: str, value: object, kind: str) -> str:
     if not isinstance(value, str):
         raise _fail(name, field, f"expects {kind}, got {_describe(value)}")
-    return value
+    return check_text(value, field=field)
 
 
 def parse_datetime(value: str) -> datetime | None:
-    """`YYYY-MM-DD hh:mm:ss` (UTC) or ISO 8601 with a time; returned in UTC."""
+    """`YYYY-MM-DD hh:mm:ss` (UTC) or ISO 8601 with a time, with its time zone (UTC if none
+    was given); check_datetime brings it to UTC."""
     text = value.strip()
     if len(text) < 19 or text[10] not in "T ":
         return None
@@ -197,9 +198,7 @@ def parse_datetime(value: str) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def validate_value(definition: PropertyDefinition, value: Any, *, field: str) -> Any:
@@ -216,7 +215,7 @@ def validate_value(definition: PropertyDefinition, value: Any, *, field: str) ->
         case PropertyType.NUMBER:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise _fail(name, field, f"expects a number, got {_describe(value)}")
-            if not math.isfinite(value) or abs(value) > 1e15:
+            if abs(check_number(value, field=field)) > 1e15:
                 raise _fail(name, field, "expects a finite number no larger than 1e15")
             if name == "latitude" and not -90 <= value <= 90:
                 raise _fail(name, field, "must be between -90 and 90")
@@ -246,7 +245,7 @@ def validate_value(definition: PropertyDefinition, value: Any, *, field: str) ->
                 raise _fail(
                     name, field, "expects a datetime YYYY-MM-DD hh:mm:ss or ISO 8601 with a time"
                 )
-            return parsed
+            return check_datetime(parsed, field=field)
         case PropertyType.LIST:
             if not isinstance(value, list):
                 raise _fail(name, field, f"expects a list of strings, got {_describe(value)}")
@@ -256,6 +255,7 @@ def validate_value(definition: PropertyDefinition, value: Any, *, field: str) ->
             for item in value:
                 if not isinstance(item, str):
                     raise _fail(name, field, f"expects a list of strings, got a {_describe(item)}")
+                check_text(item, field=field)
                 if not item.strip() or len(item) > MAX_LIST_ITEM_LENGTH:
                     raise _fail(
                         name, field, f"items must be 1 to {MAX_LIST_ITEM_LENGTH} characters"

@@ -8,14 +8,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import LimitExceeded, NotFound, ValidationFailed
-from domain.filters import filter_to_json
+from domain.filters import MAX_DEPTH, filter_to_json
 from domain.ids import new_id
+from domain.values import check_json, check_text
 
 if TYPE_CHECKING:
     from domain.ports import Clock, ProfileQuery, SegmentStore
     from domain.services import Page, ProfileService
 
 MAX_SEGMENTS = 200
+# A filter node nests inside an object and a list ({"and": [node]}); a condition adds an
+# object and a list of values ({"property": {"value": [low, high]}}).
+_MAX_FILTER_JSON_DEPTH = 2 * MAX_DEPTH + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +47,16 @@ class SegmentService:
     ) -> dict[str, Any]:
         if not name.strip() or len(name) > 100:
             raise ValidationFailed("name is 1 to 100 characters", field="name")
+        check_text(name, field="name")
         if len(description) > 500:
             raise ValidationFailed("description is at most 500 characters", field="description")
+        check_text(description, field="description")
         parsed = await self._profiles.definitions.parse_filter(tenant, where, field="filter")
-        return filter_to_json(parsed)
+        # The stored form is JSON by construction; checking it keeps it so.
+        checked: dict[str, Any] = check_json(
+            filter_to_json(parsed), field="filter", max_depth=_MAX_FILTER_JSON_DEPTH
+        )
+        return checked
 
     async def create(
         self, tenant: str, name: str, description: str, where: Mapping[str, Any]

@@ -259,7 +259,7 @@ async def open_runtime(
         activity = ActivityService(services, store, MongoActivityStore(db), clock)
         segments = SegmentService(MongoSegmentStore(db), services, clock)
         await _seed_keys(settings, keys, clock.now())
-        await services.merger.recover()
+        await services.lifecycle.recover()
         await activity.recover()
         recovery = asyncio.create_task(_recover_periodically(services, activity, settings))
         yield Runtime(
@@ -293,7 +293,7 @@ async def _recover_periodically(
         await asyncio.sleep(settings.recovery_interval_seconds)
         try:
             # Only work idle for a while: a live merge or event is finished by its own caller.
-            await services.merger.recover(older_than_seconds=30)
+            await services.lifecycle.recover(older_than_seconds=30)
             await activity.recover(older_than_seconds=30)
         except Exception:
             log.exception("recovery failed; will try again")

@@ -127,7 +127,7 @@ async def _recover(db: Any) -> int:
     clock = SystemClock()
     services = ProfileService(store, clock, _NoGeo())
     activity = ActivityService(services, store, MongoActivityStore(db), clock)
-    merges = await services.merger.recover()
+    merges = (await services.lifecycle.recover()).total
     events = await activity.recover()
     print(f"finished {merges} interrupted merge(s) and settled {events} pending event(s)")
     return 0

@@ -13,13 +13,15 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from domain.events import Conversation, ConversationKind, ConversationStatus, Event
+from domain.events import (
+    Conversation,
+    ConversationKind,
+    ConversationStatus,
+    Event,
+    conversation_key,
+)
 from domain.identity import Channel
 from store.documents import utc
-
-
-def conversation_key(tenant: str, conversation_id: str) -> str:
-    return f"{tenant}|c|{conversation_id}"
 
 
 def _event(doc: Mapping[str, Any]) -> Event:
@@ -92,11 +94,12 @@ class MongoActivityStore:
         )
 
     async def pending_events(
-        self, received_before: datetime, limit: int
+        self, received_before: datetime, after: str | None, limit: int
     ) -> list[tuple[str, Event]]:
-        cursor = self.events.find({"pending": True, "receivedAt": {"$lte": received_before}}).limit(
-            limit
-        )
+        query: dict[str, Any] = {"pending": True, "receivedAt": {"$lte": received_before}}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        cursor = self.events.find(query).sort("_id", 1).limit(limit)
         return [(doc["tenant"], _event(doc)) async for doc in cursor]
 
     async def event_history(

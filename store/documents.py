@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.identity import Channel, Identity, IdentityKey, IdentityType
-from domain.model import EventSummary, MergeClaim, MergeRecord, MergeTrigger, Profile
+from domain.model import (
+    Birth,
+    EventSummary,
+    KeyBinding,
+    MergeClaim,
+    MergeRecord,
+    MergeTrigger,
+    Profile,
+    ProfileState,
+)
 from domain.properties import PropertyDefinition, PropertyType
 
 Document = Mapping[str, Any]
@@ -34,6 +43,40 @@ def claim_from_doc(raw: Mapping[str, Any] | None) -> MergeClaim | None:
         at=utc(raw["at"]),
         trigger=MergeTrigger(raw["trigger"]),
         actor=raw["actor"],
+        folded=bool(raw.get("folded")),
+    )
+
+
+def birth_to_doc(birth: Birth) -> dict[str, Any]:
+    return {
+        "at": birth.at,
+        "keys": [
+            {
+                "type": b.key.type.value,
+                "value": b.key.value,
+                "channel": b.channel.value if b.channel else None,
+                "from": b.from_profile,
+                "conversations": b.take_conversations,
+            }
+            for b in birth.keys
+        ],
+    }
+
+
+def birth_from_doc(raw: Mapping[str, Any] | None) -> Birth | None:
+    if not raw:
+        return None
+    return Birth(
+        at=utc(raw["at"]),
+        keys=tuple(
+            KeyBinding(
+                key=IdentityKey(IdentityType(k["type"]), k["value"]),
+                channel=Channel(k["channel"]) if k.get("channel") else None,
+                from_profile=k.get("from"),
+                take_conversations=bool(k.get("conversations")),
+            )
+            for k in raw.get("keys") or ()
+        ),
     )
 
 
@@ -95,9 +138,15 @@ def profile_from_doc(doc: Document) -> Profile:
         created_at=utc(doc.get("createdAt") or doc.get("updatedAt") or datetime.now(UTC)),
         updated_at=utc(doc.get("updatedAt") or doc.get("createdAt") or datetime.now(UTC)),
         events=_events(doc.get("events")),
-        merge_history=tuple(_record_from_doc(r) for r in doc.get("mergeHistory") or ()),
+        # A tombstone keeps only merge ids: those are not records to show.
+        merge_history=tuple(
+            _record_from_doc(r) for r in doc.get("mergeHistory") or () if "sourceId" in r
+        ),
         merged_into=doc.get("mergedInto"),
         merging=claim_from_doc(doc.get("merging")),
+        state=ProfileState(doc.get("state") or ProfileState.ACTIVE),
+        birth=birth_from_doc(doc.get("birth")),
+        keys=tuple(doc.get("keys") or ()),
         match_keys=tuple(doc.get("matchKeys") or ()),
     )
 

@@ -38,7 +38,7 @@ class FilterCompiler:
         self._now = now
 
     async def query(self, tenant: str, query: ProfileQuery) -> dict[str, Any]:
-        clauses: list[dict[str, Any]] = [{"tenant": tenant, "mergedInto": None}]
+        clauses: list[dict[str, Any]] = [{"tenant": tenant, "state": None}]
         if query.where is not None:
             clauses.append(await self._compile(tenant, query.where))
         if query.search:

@@ -12,7 +12,15 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 INDEXES: dict[str, list[IndexModel]] = {
     "profiles": [
         IndexModel([("tenant", ASCENDING), ("_id", ASCENDING)], name="tenant_id"),
-        IndexModel([("merging.at", ASCENDING)], name="merging_at", sparse=True),
+        IndexModel([("state", ASCENDING), ("_id", ASCENDING)], name="state", sparse=True),
+        IndexModel(
+            [("tenant", ASCENDING), ("mergedInto", ASCENDING)], name="merged_into", sparse=True
+        ),
+        IndexModel(
+            [("tenant", ASCENDING), ("merging.target", ASCENDING)],
+            name="merging_target",
+            sparse=True,
+        ),
         IndexModel([("tenant", ASCENDING), ("matchKeys", ASCENDING)], name="tenant_match_keys"),
     ],
     "identities": [

@@ -17,21 +17,52 @@ from pymongo.errors import DuplicateKeyError
 from domain.identity import Channel, Identity, IdentityKey, user_id_key
 from domain.matching import keys_of_identity, keys_of_values
 from domain.merge import MergePlan
-from domain.model import CaptureWrite, MergeClaim, MergeRecord, Profile, ProfileChange
-from domain.ports import FoldOutcome, ProfileQuery
+from domain.model import (
+    Birth,
+    CaptureWrite,
+    MergeClaim,
+    MergeRecord,
+    Profile,
+    ProfileChange,
+    ProfileState,
+)
+from domain.ports import FoldOutcome, MergeLimits, ProfileQuery, RecordKind
 from domain.properties import PropertyDefinition
 from store.documents import (
     Document,
+    birth_to_doc,
     claim_to_doc,
     definition_from_doc,
     identity_from_doc,
     profile_from_doc,
 )
 from store.filters import FilterCompiler
+from store.pauses import checkpoint
 from store.pipelines import capture_pipeline, change_pipeline, fold_pipeline, values_update
 
-# A profile that no merge has touched: the filter every ordinary write carries.
-ACTIVE: dict[str, Any] = {"mergedInto": None, "merging": None}
+# An active profile has no `state` field: the filter every ordinary write carries.
+ACTIVE: dict[str, Any] = {"state": None}
+PENDING = ProfileState.PENDING.value
+ERASING = ProfileState.ERASING.value
+MERGED = ProfileState.MERGED.value
+# What a tombstone keeps of an erased profile: its id, tenant, state and merge ids.
+_PERSONAL = {
+    "props": "",
+    "events": "",
+    "userId": "",
+    "keys": "",
+    "matchKeys": "",
+    "birth": "",
+    "merging": "",
+    "mergedInto": "",
+    "stateAt": "",
+}
+
+
+def _tombstone(now: datetime) -> dict[str, Any]:
+    return {"state": ProfileState.ERASED.value, "erasedAt": now, "updatedAt": now}
+
+
 _DUPLICATE_RETRIES = 5
 _EXPORT_BATCH = 200
 
@@ -86,6 +117,7 @@ class MongoProfileStore:
                 if existing is not None:
                     return existing
                 continue  # released between our insert and our read: try again
+            await checkpoint("claim_identity")
             return identity_from_doc(doc)
         raise RuntimeError("identity key kept appearing and disappearing")
 
@@ -96,6 +128,7 @@ class MongoProfileStore:
 
     async def release_identity(self, tenant: str, key: IdentityKey, profile_id: str) -> None:
         await self.identities.delete_one({"_id": key.storage_id(tenant), "profileId": profile_id})
+        await checkpoint("release_identity")
 
     async def rebind_identity(
         self, tenant: str, key: IdentityKey, from_profile: str, to_profile: str
@@ -104,15 +137,8 @@ class MongoProfileStore:
             {"_id": key.storage_id(tenant), "profileId": from_profile},
             {"$set": {"profileId": to_profile}},
         )
+        await checkpoint("rebind_identity")
         return bool(result.matched_count)
-
-    async def move_records(
-        self, tenant: str, from_profile: str, to_profile: str, merge_id: str
-    ) -> None:
-        moved = {"tenant": tenant, "profileId": from_profile}
-        change = {"$set": {"profileId": to_profile}, "$addToSet": {"movedBy": merge_id}}
-        for collection in (self.identities, self.events, self.conversations):
-            await collection.update_many(moved, change)
 
     async def move_identity_conversations(
         self, tenant: str, key: IdentityKey, from_profile: str, to_profile: str
@@ -121,6 +147,7 @@ class MongoProfileStore:
             {"tenant": tenant, "profileId": from_profile, "identity": key.storage_id(tenant)},
             {"$set": {"profileId": to_profile}},
         )
+        await checkpoint("move_identity_conversations")
 
     async def count_identities(self, tenant: str, profile_ids: Sequence[str]) -> int:
         query = {"tenant": tenant, "profileId": {"$in": list(profile_ids)}}
@@ -136,7 +163,7 @@ class MongoProfileStore:
     async def find_by_match_keys(
         self, tenant: str, keys: Sequence[str], limit: int
     ) -> list[Profile]:
-        query = {"tenant": tenant, "mergedInto": None, "matchKeys": {"$in": list(keys)}}
+        query = {"tenant": tenant, **ACTIVE, "matchKeys": {"$in": list(keys)}}
         cursor = self.profiles.find(query).sort("_id", 1).limit(limit)
         return [profile_from_doc(doc) async for doc in cursor]
 
@@ -157,29 +184,65 @@ class MongoProfileStore:
         doc = await self.profiles.find_one({"_id": profile_id, "tenant": tenant})
         return profile_from_doc(doc) if doc else None
 
+    async def insert_pending(
+        self, tenant: str, profile_id: str, birth: Birth, user_id: str | None, now: datetime
+    ) -> None:
+        await self.profiles.insert_one(
+            {
+                "_id": profile_id,
+                "tenant": tenant,
+                "state": ProfileState.PENDING.value,
+                "stateAt": now,
+                "birth": birth_to_doc(birth),
+                "userId": user_id,
+                "props": {},
+                "keys": [b.key.storage_id(tenant) for b in birth.keys],
+                "matchKeys": [k for b in birth.keys for k in keys_of_identity(b.key)],
+                "createdAt": now,
+                "updatedAt": now,
+            }
+        )
+        await checkpoint("insert_pending")
+
+    async def activate(self, tenant: str, profile_id: str, now: datetime) -> Profile | None:
+        doc = await self.profiles.find_one_and_update(
+            {"_id": profile_id, "tenant": tenant, "state": {"$in": [None, PENDING]}},
+            {"$set": {"updatedAt": now}, "$unset": {"state": "", "stateAt": "", "birth": ""}},
+            return_document=ReturnDocument.AFTER,
+        )
+        await checkpoint("activate")
+        return profile_from_doc(doc) if doc else None
+
+    async def abort_birth(
+        self, tenant: str, profile_id: str, now: datetime, *, known: bool = True
+    ) -> bool:
+        pending = {"_id": profile_id, "tenant": tenant, "state": PENDING}
+        if known:
+            result = await self.profiles.update_one(
+                pending, {"$set": _tombstone(now), "$unset": _PERSONAL}
+            )
+            changed = result.modified_count
+        else:
+            changed = (await self.profiles.delete_one(pending)).deleted_count
+        await checkpoint("abort_birth")
+        return bool(changed)
+
     async def write_capture(
-        self, tenant: str, profile_id: str, write: CaptureWrite, now: datetime
+        self,
+        tenant: str,
+        profile_id: str,
+        write: CaptureWrite,
+        now: datetime,
+        *,
+        activate: bool = False,
     ) -> Profile | None:
-        pipeline = capture_pipeline(tenant, write, now)
-        for _ in range(_DUPLICATE_RETRIES):
-            try:
-                doc = await self.profiles.find_one_and_update(
-                    {"_id": profile_id, "tenant": tenant, **ACTIVE},
-                    pipeline,
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                # Either a concurrent first capture inserted it (retry as an update), or it
-                # exists but is merged or merging (the filter missed it): let the caller follow.
-                existing = await self.profiles.find_one({"_id": profile_id})
-                if existing is None or existing.get("tenant") != tenant:
-                    continue
-                if existing.get("mergedInto") or existing.get("merging"):
-                    return None
-                continue
-            return profile_from_doc(doc)
-        return None
+        state: Any = {"$in": [None, PENDING]} if activate else None
+        doc = await self.profiles.find_one_and_update(
+            {"_id": profile_id, "tenant": tenant, "state": state},
+            capture_pipeline(tenant, write, now),
+            return_document=ReturnDocument.AFTER,
+        )
+        return profile_from_doc(doc) if doc else None
 
     async def set_user_id(
         self,
@@ -188,40 +251,51 @@ class MongoProfileStore:
         user_id: str,
         values: Mapping[str, Any],
         now: datetime,
+        max_identities: int,
     ) -> Profile | None:
+        user_key = user_id_key(user_id).storage_id(tenant)
         doc = await self.profiles.find_one_and_update(
-            {"_id": profile_id, "tenant": tenant, "userId": None, **ACTIVE},
+            {
+                "_id": profile_id,
+                "tenant": tenant,
+                "userId": None,
+                **ACTIVE,
+                "$or": [{"keys": user_key}, {f"keys.{max_identities - 1}": {"$exists": False}}],
+            },
             {
                 "$set": {"userId": user_id, "updatedAt": now, **values_update(values)},
-                "$addToSet": {"matchKeys": {"$each": _user_keys(user_id, values)}},
+                "$addToSet": {
+                    "matchKeys": {"$each": _user_keys(user_id, values)},
+                    "keys": user_key,
+                },
             },
             return_document=ReturnDocument.AFTER,
         )
+        await checkpoint("set_user_id")
         return profile_from_doc(doc) if doc else None
 
-    async def create_identified(
-        self, tenant: str, profile_id: str, user_id: str, now: datetime
-    ) -> Profile:
-        for _ in range(_DUPLICATE_RETRIES):
-            try:
-                doc = await self.profiles.find_one_and_update(
-                    {"_id": profile_id, "tenant": tenant},
-                    {
-                        "$setOnInsert": {
-                            "userId": user_id,
-                            "props": {},
-                            "createdAt": now,
-                            "updatedAt": now,
-                            "matchKeys": _user_keys(user_id, {}),
-                        }
-                    },
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                continue  # a concurrent insert of the same id: read it on the next pass
-            return profile_from_doc(doc)
-        raise RuntimeError("could not create profile")
+    async def reserve_key(
+        self, tenant: str, profile_id: str, key: IdentityKey, max_identities: int
+    ) -> Profile | None:
+        sid = key.storage_id(tenant)
+        doc = await self.profiles.find_one_and_update(
+            {
+                "_id": profile_id,
+                "tenant": tenant,
+                **ACTIVE,
+                "$or": [{"keys": sid}, {f"keys.{max_identities - 1}": {"$exists": False}}],
+            },
+            {"$addToSet": {"keys": sid, "matchKeys": {"$each": keys_of_identity(key)}}},
+            return_document=ReturnDocument.AFTER,
+        )
+        await checkpoint("reserve_key")
+        return profile_from_doc(doc) if doc else None
+
+    async def drop_key(self, tenant: str, profile_id: str, key: IdentityKey) -> None:
+        await self.profiles.update_one(
+            {"_id": profile_id, "tenant": tenant}, {"$pull": {"keys": key.storage_id(tenant)}}
+        )
+        await checkpoint("drop_key")
 
     async def update_profile(
         self, tenant: str, profile_id: str, change: ProfileChange, now: datetime
@@ -254,23 +328,83 @@ class MongoProfileStore:
         async for doc in cursor.batch_size(_EXPORT_BATCH):
             yield profile_from_doc(doc)
 
-    async def erase_profile(self, tenant: str, profile_id: str) -> bool:
-        if await self.profiles.find_one({"_id": profile_id, "tenant": tenant}, {"_id": 1}) is None:
-            return False
-        doomed = [profile_id]
-        frontier = [profile_id]
-        while frontier:  # the redirects left by merges into it, and by merges into those
-            redirects = self.profiles.find(
-                {"tenant": tenant, "mergedInto": {"$in": frontier}}, {"_id": 1}
-            )
-            frontier = [doc["_id"] async for doc in redirects]
-            doomed.extend(frontier)
-        owned = {"tenant": tenant, "profileId": {"$in": doomed}}
+    # ----- erase -------------------------------------------------------------------
+
+    async def begin_erase(self, tenant: str, profile_id: str, now: datetime) -> bool:
+        result = await self.profiles.update_one(
+            {"_id": profile_id, "tenant": tenant, **ACTIVE},
+            {"$set": {"state": ProfileState.ERASING.value, "stateAt": now}},
+        )
+        await checkpoint("begin_erase")
+        return bool(result.modified_count)
+
+    async def erase_folded_source(
+        self, tenant: str, source_id: str, merge_id: str, now: datetime
+    ) -> bool:
+        result = await self.profiles.update_one(
+            {
+                "_id": source_id,
+                "tenant": tenant,
+                "state": ProfileState.MERGING.value,
+                "merging.mergeId": merge_id,
+                "merging.folded": True,
+            },
+            {"$set": {"state": ProfileState.ERASING.value, "stateAt": now}},
+        )
+        await checkpoint("erase_folded_source")
+        return bool(result.modified_count)
+
+    async def profiles_into(self, tenant: str, profile_ids: Sequence[str]) -> list[Profile]:
+        ids = list(profile_ids)
+        cursor = self.profiles.find(
+            {
+                "tenant": tenant,
+                "$or": [{"mergedInto": {"$in": ids}}, {"merging.target": {"$in": ids}}],
+            }
+        ).sort("_id", 1)
+        return [profile_from_doc(doc) async for doc in cursor]
+
+    async def delete_records(self, tenant: str, profile_ids: Sequence[str]) -> None:
+        owned = {"tenant": tenant, "profileId": {"$in": list(profile_ids)}}
         for collection in (self.identities, self.events, self.conversations):
             await collection.delete_many(owned)
-        # The profile goes last, so an interrupted erase can simply be run again.
-        await self.profiles.delete_many({"tenant": tenant, "_id": {"$in": doomed[::-1]}})
-        return True
+        await checkpoint("delete_records")
+
+    async def tombstone(self, tenant: str, profile_id: str, now: datetime) -> None:
+        doc = await self.profiles.find_one(
+            {"_id": profile_id, "tenant": tenant}, {"mergeHistory.mergeId": 1}
+        )
+        folded = [{"mergeId": m["mergeId"]} for m in (doc or {}).get("mergeHistory") or ()]
+        await self.profiles.update_one(
+            {"_id": profile_id, "tenant": tenant, "state": {"$in": [ERASING, MERGED]}},
+            {"$set": {**_tombstone(now), "mergeHistory": folded}, "$unset": _PERSONAL},
+        )
+        await checkpoint("tombstone")
+
+    # ----- records that follow their profile -----------------------------------------
+
+    async def move_record(
+        self, tenant: str, kind: RecordKind, record_id: str, from_profile: str, to_profile: str
+    ) -> None:
+        await self._records(kind).update_one(
+            {"_id": record_id, "tenant": tenant, "profileId": from_profile},
+            {"$set": {"profileId": to_profile}},
+        )
+        await checkpoint("move_record")
+
+    async def delete_record(
+        self, tenant: str, kind: RecordKind, record_id: str, profile_id: str
+    ) -> None:
+        await self._records(kind).delete_one(
+            {"_id": record_id, "tenant": tenant, "profileId": profile_id}
+        )
+
+    def _records(self, kind: RecordKind) -> Any:
+        return {
+            RecordKind.IDENTITY: self.identities,
+            RecordKind.EVENT: self.events,
+            RecordKind.CONVERSATION: self.conversations,
+        }[kind]
 
     async def _summaries(
         self, tenant: str, profile_id: str, names: Sequence[str]
@@ -292,32 +426,20 @@ class MongoProfileStore:
         self, tenant: str, profile_id: str, names: Sequence[str]
     ) -> Profile | None:
         rows = await self._summaries(tenant, profile_id, names)
-        update: dict[str, Any] = {"$set": {"tenant": tenant, "updatedAt": _now()}}
+        update: dict[str, Any] = {"$set": {"updatedAt": _now()}}
         if rows:
             update["$max"] = {f"events.{r['_id']}.count": r["count"] for r in rows}
             update["$max"].update({f"events.{r['_id']}.last": r["last"] for r in rows})
             update["$min"] = {f"events.{r['_id']}.first": r["first"] for r in rows}
-        for _ in range(_DUPLICATE_RETRIES):
-            try:
-                # Upsert: a first event from a new sender may arrive before its profile exists.
-                doc = await self.profiles.find_one_and_update(
-                    {"_id": profile_id, "tenant": tenant, **ACTIVE},
-                    {**update, "$setOnInsert": {"createdAt": _now(), "props": {}}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                existing = await self.profiles.find_one({"_id": profile_id})
-                if existing is not None and (existing.get("mergedInto") or existing.get("merging")):
-                    return None
-                continue
-            return profile_from_doc(doc)
-        return None
-
-    async def move_event(self, tenant: str, event_key: str, profile_id: str) -> None:
-        await self.events.update_one(
-            {"_id": event_key, "tenant": tenant}, {"$set": {"profileId": profile_id}}
+        doc = await self.profiles.find_one_and_update(
+            {"_id": profile_id, "tenant": tenant, **ACTIVE},
+            update,
+            return_document=ReturnDocument.AFTER,
         )
+        await checkpoint("refresh_event_summaries")
+        return profile_from_doc(doc) if doc else None
+
+    # ----- merges ------------------------------------------------------------------
 
     async def claim_merge_source(
         self, tenant: str, source_id: str, claim: MergeClaim, *, unidentified_only: bool
@@ -327,9 +449,16 @@ class MongoProfileStore:
             query["userId"] = None
         doc = await self.profiles.find_one_and_update(
             query,
-            {"$set": {"merging": claim_to_doc(claim)}},
+            {
+                "$set": {
+                    "state": ProfileState.MERGING.value,
+                    "stateAt": claim.at,
+                    "merging": claim_to_doc(claim),
+                }
+            },
             return_document=ReturnDocument.AFTER,
         )
+        await checkpoint("claim_merge_source")
         return profile_from_doc(doc) if doc else None
 
     async def fold_merge(
@@ -339,40 +468,89 @@ class MongoProfileStore:
         plan: MergePlan,
         record: MergeRecord,
         now: datetime,
-        max_merges: int,
+        limits: MergeLimits,
     ) -> tuple[FoldOutcome, Profile | None]:
         guard: dict[str, Any] = {
             "_id": target_id,
             "tenant": tenant,
             **ACTIVE,
             "mergeHistory.mergeId": {"$ne": record.merge_id},
-            # The limit is part of the decisive write, so concurrent merges cannot overshoot it.
-            f"mergeHistory.{max_merges - 1}": {"$exists": False},
+            "abandonedMerges": {"$ne": record.merge_id},
+            # The limits are part of the decisive write, so concurrent merges cannot pass them.
+            f"mergeHistory.{limits.merges - 1}": {"$exists": False},
         }
+        room = limits.identities - len(plan.keys)
+        if room <= 0:
+            return FoldOutcome.IDENTITY_LIMIT, None
+        guard[f"keys.{room}"] = {"$exists": False}
         if plan.user_id is not None:
             guard["userId"] = {"$in": [None, plan.user_id]}
         doc = await self.profiles.find_one_and_update(
             guard, fold_pipeline(plan, record, now), return_document=ReturnDocument.AFTER
         )
+        await checkpoint("fold_merge")
         if doc is not None:
             return FoldOutcome.APPLIED, profile_from_doc(doc)
         target = await self.profiles.find_one(
             {"_id": target_id, "tenant": tenant},
-            {"mergeHistory.mergeId": 1, "userId": 1, "mergedInto": 1, "merging": 1},
+            {"mergeHistory.mergeId": 1, "userId": 1, "state": 1, "abandonedMerges": 1, "keys": 1},
         )
         if target is None:
             return FoldOutcome.TARGET_INACTIVE, None
         history = target.get("mergeHistory") or []
         if any(entry.get("mergeId") == record.merge_id for entry in history):
             return FoldOutcome.ALREADY_APPLIED, None
-        if target.get("mergedInto") or target.get("merging"):
+        if record.merge_id in (target.get("abandonedMerges") or ()):
+            return FoldOutcome.ABANDONED, None
+        if target.get("state"):
             return FoldOutcome.TARGET_INACTIVE, None
         owner = target.get("userId")
         if plan.user_id is not None and owner is not None and owner != plan.user_id:
             return FoldOutcome.USER_ID_CONFLICT, None
-        if len(history) >= max_merges:
+        if len(history) >= limits.merges:
             return FoldOutcome.LIMIT_REACHED, None
+        if len(target.get("keys") or ()) > room:
+            return FoldOutcome.IDENTITY_LIMIT, None
         return FoldOutcome.TARGET_INACTIVE, None  # changed between the two reads: try again
+
+    async def mark_folded(self, tenant: str, source_id: str, merge_id: str) -> None:
+        await self.profiles.update_one(
+            {"_id": source_id, "tenant": tenant, "merging.mergeId": merge_id},
+            {"$set": {"merging.folded": True}},
+        )
+        await checkpoint("mark_folded")
+
+    async def abandon_fold(self, tenant: str, target_id: str, merge_id: str) -> bool:
+        result = await self.profiles.update_one(
+            {"_id": target_id, "tenant": tenant, "mergeHistory.mergeId": {"$ne": merge_id}},
+            {"$addToSet": {"abandonedMerges": merge_id}},
+        )
+        await checkpoint("abandon_fold")
+        if result.matched_count:
+            return True
+        # No document matched: either the fold happened, or the target does not exist at all.
+        return await self.profiles.find_one({"_id": target_id}, {"_id": 1}) is None
+
+    async def release_merge_claim(self, tenant: str, source_id: str, merge_id: str) -> None:
+        await self.profiles.update_one(
+            {
+                "_id": source_id,
+                "tenant": tenant,
+                "merging.mergeId": merge_id,
+                "merging.folded": {"$ne": True},
+            },
+            {"$unset": {"merging": "", "state": "", "stateAt": ""}},
+        )
+        await checkpoint("release_merge_claim")
+
+    async def move_records(
+        self, tenant: str, from_profile: str, to_profile: str, merge_id: str
+    ) -> None:
+        moved = {"tenant": tenant, "profileId": from_profile}
+        change = {"$set": {"profileId": to_profile}, "$addToSet": {"movedBy": merge_id}}
+        for collection in (self.identities, self.events, self.conversations):
+            await collection.update_many(moved, change)
+        await checkpoint("move_records")
 
     async def retire_source(
         self, tenant: str, source_id: str, merge_id: str, target_id: str, now: datetime
@@ -380,24 +558,37 @@ class MongoProfileStore:
         await self.profiles.update_one(
             {"_id": source_id, "tenant": tenant, "merging.mergeId": merge_id},
             {
-                "$set": {"mergedInto": target_id, "mergedAt": now, "updatedAt": now},
-                "$unset": {"merging": "", "props": "", "events": "", "userId": ""},
+                "$set": {
+                    "state": ProfileState.MERGED.value,
+                    "mergedInto": target_id,
+                    "mergedAt": now,
+                    "updatedAt": now,
+                },
+                "$unset": {
+                    "merging": "",
+                    "stateAt": "",
+                    "props": "",
+                    "events": "",
+                    "userId": "",
+                    "keys": "",
+                    "matchKeys": "",
+                },
             },
         )
+        await checkpoint("retire_source")
 
-    async def release_merge_claim(self, tenant: str, source_id: str, merge_id: str) -> None:
-        await self.profiles.update_one(
-            {"_id": source_id, "tenant": tenant, "merging.mergeId": merge_id},
-            {"$unset": {"merging": ""}},
-        )
-
-    async def merging_profiles(
-        self, tenant: str | None, claimed_before: datetime, limit: int
+    async def unfinished(
+        self, tenant: str | None, before: datetime, after: str | None, limit: int
     ) -> list[Profile]:
-        query: dict[str, Any] = {"merging.at": {"$lte": claimed_before}}
+        query: dict[str, Any] = {
+            "state": {"$in": [PENDING, ProfileState.MERGING.value, ProfileState.ERASING.value]},
+            "stateAt": {"$lte": before},
+        }
         if tenant is not None:
             query["tenant"] = tenant
-        cursor = self.profiles.find(query).limit(limit)
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        cursor = self.profiles.find(query).sort("_id", 1).limit(limit)
         return [profile_from_doc(doc) async for doc in cursor]
 
     # ----- property definitions ----------------------------------------------------

@@ -77,7 +77,8 @@ def capture_pipeline(tenant: str, write: CaptureWrite, now: datetime) -> list[St
         }
     )
     _match_keys(stage, write.match_keys)
-    return [{"$set": stage}]
+    # A first write to a profile being born is its activation.
+    return [{"$set": stage}, {"$unset": ["state", "stateAt", "birth"]}]
 
 
 def change_pipeline(change: ProfileChange, now: datetime) -> list[Stage]:
@@ -111,6 +112,8 @@ def fold_pipeline(plan: MergePlan, record: MergeRecord, now: datetime) -> list[S
     if plan.user_id is not None:
         stage["userId"] = {"$ifNull": ["$userId", lit(plan.user_id)]}
     _match_keys(stage, plan.match_keys)
+    if plan.keys:
+        stage["keys"] = _append_new("$keys", plan.keys)
     stage["mergeHistory"] = {
         "$concatArrays": [{"$ifNull": ["$mergeHistory", []]}, lit([record_to_doc(record)])]
     }

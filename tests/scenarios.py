@@ -26,7 +26,7 @@ async def _post(
 
 
 async def active_profiles(db: Any, tenant: str) -> list[dict[str, Any]]:
-    query = {"tenant": tenant, "mergedInto": None, "merging": None}
+    query = {"tenant": tenant, "state": None}
     return await db["profiles"].find(query).to_list(None)  # type: ignore[no-any-return]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from domain.access import Role
+from domain.ports import MergeLimits
 from tests.conftest import OTHER_TENANT, Api
 from tests.integration.queries import (
     CAPTURE,
@@ -40,7 +41,7 @@ async def _suggestions(api: Api, profile_id: str) -> list[dict[str, Any]]:
 
 
 async def _active_ids(api: Api) -> set[str]:
-    return {d["_id"] async for d in api.db["profiles"].find({"mergedInto": None})}
+    return {d["_id"] async for d in api.db["profiles"].find({"state": None})}
 
 
 # ----- suggestions ---------------------------------------------------------------------------
@@ -208,14 +209,14 @@ async def test_only_agents_and_admins_merge_and_detach(api: Api) -> None:
 @pytest.fixture
 async def limited(api: Api) -> Api:
     services = api.app.state.runtime.get().services
-    services.max_identities = 3
-    services.merger.max_merges = 2
+    services.merger.limits = MergeLimits(merges=2, identities=3)
     return api
 
 
 async def test_merges_past_the_merge_limit_are_refused(limited: Api) -> None:
     api = limited
-    api.app.state.runtime.get().services.max_identities = 100  # only the merge limit applies
+    # Only the merge limit applies here.
+    api.app.state.runtime.get().services.merger.limits = MergeLimits(merges=2, identities=100)
     target = await _capture(api, "WEB", "t")
     for i in range(2):
         await api.ok(MERGE, merge_input(target, await _capture(api, "API", f"s{i}")))

@@ -27,6 +27,7 @@ from tests.integration.queries import (
 STEPS = [
     "claim_merge_source",
     "fold_merge",
+    "mark_folded",
     "move_records",
     "refresh_event_summaries",
     "retire_source",
@@ -150,8 +151,8 @@ async def test_a_merge_that_dies_after_any_step_is_finished_by_recovery(
         await _dying(api, step).merge_profiles("acme", target, source, actor="agent")
 
     # A restarted process runs recovery, twice for good measure: it must be idempotent.
-    await runtime.services.merger.recover()
-    await runtime.services.merger.recover()
+    await runtime.services.lifecycle.recover()
+    await runtime.services.lifecycle.recover()
 
     state = await _state(api, "acme", target, source)
     assert state == reference
@@ -188,7 +189,7 @@ async def test_an_identify_merge_that_dies_after_the_fold_counts_events_once(api
         await _dying(api, "fold_merge")._profiles.identify(
             "acme", Channel.WEB, "visitor", "customer", {}, actor="bot"
         )
-    await runtime.services.merger.recover()
-    [survivor] = await api.db["profiles"].find({"mergedInto": None}).to_list(None)
+    await runtime.services.lifecycle.recover()
+    [survivor] = await api.db["profiles"].find({"state": None}).to_list(None)
     assert survivor["events"]["purchase"]["count"] == 2
     assert await api.db["identities"].count_documents({"profileId": survivor["_id"]}) == 3

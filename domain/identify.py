@@ -1,0 +1,293 @@
+"""identify: a sender says who they are (a userId), with one of five outcomes.
+
+| the sender's profile P       | the userId U                | outcome    |
+|------------------------------|-----------------------------|------------|
+| has no userId                | nobody has it               | IDENTIFIED |
+| has no userId                | profile E has it            | MERGED (P into E) |
+| has another userId           | profile E has it            | SWITCHED (the sender moves to E) |
+| has another userId           | nobody has it               | CREATED (a new profile with U)   |
+| has U                        |                             | UNCHANGED  |
+
+A userId is a key like any identity (`tenant|USER_ID|U`): the key is claimed before the profile
+records the userId, and a profile created for it is born with it (domain.births).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from domain.capture import MAX_ATTEMPTS, Senders
+from domain.definitions import Definitions
+from domain.errors import Contention, LimitExceeded
+from domain.identity import (
+    Channel,
+    Identity,
+    IdentityKey,
+    check_user_id,
+    identity_key,
+    user_id_key,
+)
+from domain.lifecycle import Lifecycle
+from domain.merging import Abandoned, MergeResult
+from domain.model import CaptureWrite, KeyBinding, MergeTrigger, Profile
+from domain.ports import Clock, ProfileStore, RecordKind
+
+
+class IdentifyOutcome(StrEnum):
+    """What identify did."""
+
+    IDENTIFIED = "IDENTIFIED"
+    MERGED = "MERGED"
+    SWITCHED = "SWITCHED"
+    CREATED = "CREATED"
+    UNCHANGED = "UNCHANGED"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyResult:
+    profile: Profile
+    outcome: IdentifyOutcome
+    merged_profile_id: str | None = None
+
+
+def merge_limit_error(limit: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"A profile records at most {limit} merges; this merge would exceed that",
+        field="targetId",
+    )
+
+
+def identity_limit_error(limit: int, field: str) -> LimitExceeded:
+    return LimitExceeded(
+        f"A profile holds at most {limit} identities; this would exceed that", field=field
+    )
+
+
+def check_merge_limits(lifecycle: Lifecycle, target: Profile, source: Profile, field: str) -> None:
+    """Refuse before anything is written; the fold enforces both limits again, atomically,
+    for merges that race each other past this check."""
+    limits = lifecycle.merger.limits
+    if len(target.merge_history) >= limits.merges:
+        raise merge_limit_error(limits.merges)
+    if len(set(target.keys) | set(source.keys)) > limits.identities:
+        raise identity_limit_error(limits.identities, field)
+
+
+def refusal_of(lifecycle: Lifecycle, reason: Abandoned, field: str) -> LimitExceeded | None:
+    limits = lifecycle.merger.limits
+    if reason is Abandoned.LIMIT_REACHED:
+        return merge_limit_error(limits.merges)
+    if reason is Abandoned.IDENTITY_LIMIT:
+        return identity_limit_error(limits.identities, field)
+    return None
+
+
+class Identify:
+    """identify, and the automatic identification of email senders."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        clock: Clock,
+        lifecycle: Lifecycle,
+        senders: Senders,
+        definitions: Definitions,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._lifecycle = lifecycle
+        self._senders = senders
+        self._definitions = definitions
+
+    @property
+    def _max_identities(self) -> int:
+        return self._lifecycle.merger.limits.identities
+
+    async def identify(
+        self,
+        tenant: str,
+        channel: Channel,
+        sender_id: str,
+        user_id: str,
+        properties: object,
+        *,
+        actor: str,
+    ) -> IdentifyResult:
+        key = identity_key(channel, sender_id)
+        check_user_id(user_id)
+        values = await self._definitions.validate(tenant, properties or {}, field="properties")
+        return await self.identify_key(tenant, key, user_id, values, actor=actor, channel=channel)
+
+    async def identify_key(
+        self,
+        tenant: str,
+        key: IdentityKey,
+        user_id: str,
+        values: Mapping[str, Any],
+        *,
+        actor: str,
+        channel: Channel | None = None,
+    ) -> IdentifyResult:
+        for _ in range(MAX_ATTEMPTS):
+            identity = await self._store.find_identity(tenant, key)
+            if identity is None:
+                await self._senders.profile_of(tenant, key, channel, CaptureWrite(set={}))
+                continue
+            if channel is not None and channel not in identity.channels:
+                await self._store.add_identity_channel(tenant, key, channel)
+            current = await self._lifecycle.active(tenant, identity.profile_id)
+            if current is None:
+                await self._store.release_identity(tenant, key, identity.profile_id)  # erased
+                continue
+            if current.user_id == user_id:
+                profile = await self._apply(tenant, current, values)
+                return IdentifyResult(profile, IdentifyOutcome.UNCHANGED)
+            if current.user_id is None:
+                result = await self._identify_anonymous(tenant, current, user_id, values, actor)
+            else:
+                result = await self._switch(tenant, key, identity, user_id, values)
+            if result is not None:
+                return result
+        raise Contention("identify lost too many races")
+
+    async def _identify_anonymous(
+        self,
+        tenant: str,
+        current: Profile,
+        user_id: str,
+        values: Mapping[str, Any],
+        actor: str,
+    ) -> IdentifyResult | None:
+        user_key = user_id_key(user_id)
+        if user_key.storage_id(tenant) not in current.keys and (
+            len(current.keys) >= self._max_identities
+        ):
+            raise identity_limit_error(self._max_identities, "userId")
+        owner = await self._store.claim_identity(
+            tenant, user_key, current.id, None, self._clock.now()
+        )
+        if owner.profile_id == current.id:
+            profile = await self._store.set_user_id(
+                tenant, current.id, user_id, values, self._clock.now(), self._max_identities
+            )
+            if profile is not None:
+                return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
+            reread = await self._lifecycle.active(tenant, current.id)
+            if reread is not None and reread.user_id == user_id:
+                profile = await self._apply(tenant, reread, values)
+                return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
+            await self._store.release_identity(tenant, user_key, current.id)
+            if reread is not None and reread.user_id is None:
+                raise identity_limit_error(self._max_identities, "userId")
+            return None
+        existing = await self._owner(tenant, user_id, owner)
+        if existing is None:
+            return None
+        if existing.id == current.id:
+            profile = await self._apply(tenant, existing, values)
+            return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
+        check_merge_limits(self._lifecycle, existing, current, "userId")
+        merged = await self._lifecycle.merger.merge(
+            tenant,
+            current.id,
+            existing.id,
+            trigger=MergeTrigger.IDENTIFY,
+            actor=actor,
+            unidentified_only=True,
+        )
+        if not isinstance(merged, MergeResult):
+            refusal = refusal_of(self._lifecycle, merged, "userId")
+            if refusal is not None:
+                raise refusal
+            return None
+        profile = await self._apply(tenant, merged.survivor or existing, values)
+        return IdentifyResult(profile, IdentifyOutcome.MERGED, merged_profile_id=current.id)
+
+    async def _switch(
+        self,
+        tenant: str,
+        key: IdentityKey,
+        identity: Identity,
+        user_id: str,
+        values: Mapping[str, Any],
+    ) -> IdentifyResult | None:
+        """The sender's profile has another userId: move the sender to U's profile."""
+        user_key = user_id_key(user_id)
+        owner = await self._store.find_identity(tenant, user_key)
+        existing = await self._owner(tenant, user_id, owner) if owner is not None else None
+        if existing is not None:
+            moved = await self._move_sender(tenant, key, identity.profile_id, existing)
+            if moved is None:
+                return None
+            profile = await self._apply(tenant, moved, values)
+            return IdentifyResult(profile, IdentifyOutcome.SWITCHED)
+        if owner is not None:
+            return None  # a stale binding was just cleared; look again
+        created = await self._lifecycle.births.create(
+            tenant,
+            [
+                KeyBinding(key=user_key),
+                KeyBinding(key=key, from_profile=identity.profile_id),
+            ],
+            user_id=user_id,
+        )
+        if not isinstance(created, Profile):
+            return None  # someone else has U now (the next attempt switches to it), or a race
+        profile = await self._apply(tenant, created, values)
+        return IdentifyResult(profile, IdentifyOutcome.CREATED)
+
+    async def _move_sender(
+        self, tenant: str, key: IdentityKey, from_profile: str, to: Profile
+    ) -> Profile | None:
+        """Reserve a place for the key on `to` (the limit is decided there), move the key,
+        give its place on the old profile back. None if something moved meanwhile."""
+        limit = self._max_identities
+        if key.storage_id(tenant) not in to.keys and len(to.keys) >= limit:
+            raise identity_limit_error(limit, "userId")
+        reserved = await self._store.reserve_key(tenant, to.id, key, limit)
+        if reserved is None:
+            again = await self._lifecycle.active(tenant, to.id)
+            if again is not None and again.id == to.id and len(again.keys) >= limit:
+                raise identity_limit_error(limit, "userId")
+            return None
+        if not await self._store.rebind_identity(tenant, key, from_profile, to.id):
+            await self._store.drop_key(tenant, to.id, key)
+            return None
+        await self._store.drop_key(tenant, from_profile, key)
+        return await self._lifecycle.rehome(
+            tenant, RecordKind.IDENTITY, key.storage_id(tenant), to.id
+        )
+
+    async def _owner(self, tenant: str, user_id: str, binding: Identity) -> Profile | None:
+        """The active profile that holds userId U according to its key, or None if the key was
+        stale (and has been removed).
+
+        The key is the truth: a profile gets its userId only after its key is claimed, so a
+        key whose profile has no userId yet is completed, and one whose profile holds another
+        userId lost a race and is cleared.
+        """
+        user_key = user_id_key(user_id)
+        profile = await self._lifecycle.active(tenant, binding.profile_id)
+        if profile is None:
+            raw = await self._store.get_profile(tenant, binding.profile_id)
+            if raw is None or not raw.active:
+                # Erased, or a birth that was abandoned: the binding is stale.
+                await self._store.release_identity(tenant, user_key, binding.profile_id)
+            return None
+        if profile.user_id == user_id:
+            return profile
+        if profile.user_id is None:
+            return await self._store.set_user_id(
+                tenant, profile.id, user_id, {}, self._clock.now(), self._max_identities
+            )
+        await self._store.release_identity(tenant, user_key, binding.profile_id)
+        return None
+
+    async def _apply(self, tenant: str, profile: Profile, values: Mapping[str, Any]) -> Profile:
+        if not values:
+            return profile
+        written = await self._senders.write(tenant, profile.id, CaptureWrite(set=dict(values)))
+        return written or profile

@@ -1,0 +1,143 @@
+"""The lifecycle of a profile document, and the one place that follows it to its survivor.
+
+Every multi-step operation is a state machine on one profile document. Each transition is
+one conditional single-document write; every step is safe to repeat and safe to run by
+whoever meets the operation half-done (a reader, a writer, or recovery).
+
+| state   | entered from          | by (one conditional write)          | leaves to        |
+|---------|-----------------------|-------------------------------------|------------------|
+| PENDING | (insert)              | insert_pending: a birth             | ACTIVE, ERASED   |
+| ACTIVE  | PENDING, MERGING      | activate; release_merge_claim       | MERGING, ERASING |
+| MERGING | ACTIVE                | claim_merge_source                  | MERGED, ACTIVE,  |
+|         |                       |                                     | ERASING          |
+| MERGED  | MERGING               | retire_source (a redirect)          | ERASED           |
+| ERASING | ACTIVE, MERGING       | begin_erase; erase_folded_source    | ERASED           |
+| ERASED  | ERASING, MERGED,      | tombstone; abort_birth              | (final)          |
+|         | PENDING               |                                     |                  |
+
+Inside MERGING, `merging.folded` records that the target holds the fold: from then on the
+merge only completes (MERGED), or is erased with its survivor (ERASING); it is released back
+to ACTIVE only after `abandon_fold` recorded on the target that the fold will never happen.
+
+Records that belong to a profile (identity keys, events, conversations) are written first and
+checked after: `rehome` re-reads the profile they landed on and moves them along the survivor
+chain, or deletes them if that chain ends in an erased profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from domain.births import Births
+from domain.erasing import Eraser
+from domain.merging import Merger
+from domain.model import MergeTrigger, Profile, ProfileState
+from domain.ports import Clock, MergeLimits, ProfileStore, RecordKind
+
+MAX_REDIRECT_HOPS = 16
+_RECOVERY_PAGE = 100
+
+
+class ChainTooLong(Exception):
+    """A chain of merges was longer than any the limits allow (or kept changing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What one recovery pass finished."""
+
+    births: int = 0
+    merges: int = 0
+    erasures: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.births + self.merges + self.erasures
+
+
+class Lifecycle:
+    """Births, merges and erasures, and the survivor an id leads to."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        clock: Clock,
+        limits: MergeLimits,
+        on_merge: Callable[[MergeTrigger], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self.births = Births(store, clock)
+        self.merger = Merger(store, clock, self, limits, on_merge)
+        self.eraser = Eraser(store, clock, self)
+
+    async def active(self, tenant: str, profile_id: str) -> Profile | None:
+        """The live profile an id leads to, following merges and finishing any operation in
+        progress on the way; None if it leads to an erased profile or to none."""
+        requested = profile_id
+        for _ in range(MAX_REDIRECT_HOPS):
+            profile = await self._store.get_profile(tenant, profile_id)
+            if profile is None:
+                return None
+            match profile.state:
+                case ProfileState.ACTIVE:
+                    if profile.id != requested:
+                        return replace(profile, redirected_from=requested)
+                    return profile
+                case ProfileState.PENDING:
+                    if await self.births.complete(profile) is None:
+                        return None
+                case ProfileState.MERGING:
+                    await self.merger.finish(profile)
+                case ProfileState.MERGED:
+                    profile_id = profile.merged_into or profile_id
+                case ProfileState.ERASING:
+                    await self.eraser.finish(profile)
+                    return None
+                case ProfileState.ERASED:
+                    return None
+        raise ChainTooLong("a chain of merges was too long to follow")
+
+    async def rehome(
+        self, tenant: str, kind: RecordKind, record_id: str, profile_id: str
+    ) -> Profile | None:
+        """After a record was written onto `profile_id`: make sure it rests on the active
+        profile that id leads to (moving it there), or delete it if that profile was erased.
+        Returns where it rests."""
+        at = profile_id
+        for _ in range(MAX_REDIRECT_HOPS):
+            survivor = await self.active(tenant, at)
+            if survivor is None:
+                await self._store.delete_record(tenant, kind, record_id, at)
+                return None
+            if survivor.id == at:
+                return survivor
+            await self._store.move_record(tenant, kind, record_id, at, survivor.id)
+            at = survivor.id
+        raise ChainTooLong("a chain of merges was too long to follow")
+
+    async def recover(
+        self, tenant: str | None = None, *, older_than_seconds: float = 0
+    ) -> Recovered:
+        """Finish (or give up, where the rules say so) every operation left half-done before
+        the cut-off, paging through them in id order so none is starved."""
+        cutoff = self._clock.now() - timedelta(seconds=older_than_seconds)
+        counts = {state: 0 for state in ProfileState}
+        after: str | None = None
+        while batch := await self._store.unfinished(tenant, cutoff, after, _RECOVERY_PAGE):
+            for profile in batch:
+                after = profile.id
+                if profile.state is ProfileState.PENDING:
+                    await self.births.complete(profile, give_up=True)
+                elif profile.state is ProfileState.MERGING:
+                    await self.merger.finish(profile)
+                elif profile.state is ProfileState.ERASING:
+                    await self.eraser.finish(profile)
+                counts[profile.state] += 1
+        return Recovered(
+            births=counts[ProfileState.PENDING],
+            merges=counts[ProfileState.MERGING],
+            erasures=counts[ProfileState.ERASING],
+        )
