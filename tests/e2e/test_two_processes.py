@@ -123,7 +123,7 @@ async def test_a_storm_across_two_processes_keeps_every_invariant(
             assert hops <= len(profiles), "a cycle of redirects"
         return current
 
-    active = [p for p in profiles.values() if not p.get("mergedInto")]
+    active = [p for p in profiles.values() if not p.get("state")]
     bindings = [b async for b in db["identities"].find({"tenant": "acme"})]
     for binding in bindings:
         owner = survivor(binding["profileId"])
