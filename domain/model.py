@@ -143,3 +143,15 @@ class CaptureWrite:
     set: Mapping[str, Any]
     fill: Mapping[str, Any] = field(default_factory=dict)
     match_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A named filter of a tenant; `filter` is the client form (see domain.filters)."""
+
+    id: str
+    name: str
+    description: str
+    filter: Mapping[str, Any]
+    created_at: datetime
+    updated_at: datetime

@@ -12,9 +12,16 @@ from domain.events import Conversation, Event
 from domain.filters import Filter
 from domain.identity import Channel, Identity, IdentityKey
 from domain.merge import MergePlan
-from domain.model import Birth, CaptureWrite, MergeClaim, MergeRecord, Profile, ProfileChange
+from domain.model import (
+    Birth,
+    CaptureWrite,
+    MergeClaim,
+    MergeRecord,
+    Profile,
+    ProfileChange,
+    Segment,
+)
 from domain.properties import PropertyDefinition
-from domain.segments import Segment
 
 
 class Clock(Protocol):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import LimitExceeded, NotFound, ValidationFailed
 from domain.filters import MAX_DEPTH, filter_to_json
 from domain.ids import new_id
-from domain.values import check_json, check_text
+from domain.model import Segment
+from domain.values import check_json, check_text, is_text
 
 if TYPE_CHECKING:
     from domain.ports import Clock, ProfileQuery, SegmentStore
@@ -20,18 +19,6 @@ MAX_SEGMENTS = 200
 # A filter node nests inside an object and a list ({"and": [node]}); a condition adds an
 # object and a list of values ({"property": {"value": [low, high]}}).
 _MAX_FILTER_JSON_DEPTH = 2 * MAX_DEPTH + 1
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A named filter of a tenant; `filter` is the client form (see domain.filters)."""
-
-    id: str
-    name: str
-    description: str
-    filter: Mapping[str, Any]
-    created_at: datetime
-    updated_at: datetime
 
 
 class SegmentService:
@@ -96,7 +83,9 @@ class SegmentService:
         return updated
 
     async def delete(self, tenant: str, segment_id: str) -> None:
-        if not await self._store.delete_segment(tenant, segment_id):
+        if not _is_segment_id(segment_id) or not await self._store.delete_segment(
+            tenant, segment_id
+        ):
             raise NotFound(f"No segment with id {segment_id!r}", field="id")
 
     async def get(self, tenant: str, segment_id: str) -> Segment:
@@ -106,7 +95,7 @@ class SegmentService:
         return found
 
     async def find(self, tenant: str, segment_id: str) -> Segment | None:
-        if not segment_id or len(segment_id) > 64:
+        if not _is_segment_id(segment_id):
             return None
         return await self._store.get_segment(tenant, segment_id)
 
@@ -124,3 +113,8 @@ class SegmentService:
         self, tenant: str, segment: Segment, first: int | None, after: str | None
     ) -> Page:
         return await self._profiles.page(tenant, await self.query(tenant, segment), first, after)
+
+
+def _is_segment_id(segment_id: str) -> bool:
+    """Whether an id could name a segment at all; any other is simply not found."""
+    return bool(segment_id) and len(segment_id) <= 64 and is_text(segment_id)
