@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from domain.errors import NotFound, ValidationFailed
 from domain.events import (
-    MAX_SUBJECT_LENGTH,
     Conversation,
     ConversationKind,
     ConversationStatus,
@@ -23,6 +22,7 @@ from domain.events import (
     check_event_name,
     check_event_properties,
     check_occurred_at,
+    check_subject,
     conversation_key,
     event_storage_id,
 )
@@ -215,10 +215,7 @@ class ActivityService:
         profile_id: str | None,
     ) -> Conversation:
         check_client_id(conversation.id, field="id")
-        if conversation.subject is not None and len(conversation.subject) > MAX_SUBJECT_LENGTH:
-            raise ValidationFailed(
-                f"subject is longer than {MAX_SUBJECT_LENGTH} characters", field="subject"
-            )
+        check_subject(conversation.subject)
         now = self._clock.now()
         started = check_occurred_at(conversation.started_at, now, field="startedAt")
         updated = check_occurred_at(conversation.updated_at, now, field="updatedAt")

@@ -18,6 +18,7 @@ from domain.lifecycle import Lifecycle
 from domain.matching import keys_of_identity, keys_of_values
 from domain.model import CaptureWrite, KeyBinding, Profile
 from domain.ports import Clock, GeoLookup, ProfileStore
+from domain.values import check_optional_text
 
 MAX_ATTEMPTS = 25
 
@@ -143,7 +144,4 @@ def check_context(context: CaptureContext) -> None:
             ) from None
     for name in ("timezone", "displayName", "locale"):
         value = getattr(context, "display_name" if name == "displayName" else name)
-        if value is not None and len(value) > 200:
-            raise ValidationFailed(
-                f"context.{name} is longer than 200 characters", field=f"context.{name}"
-            )
+        check_optional_text(value, field=f"context.{name}", max_length=200)

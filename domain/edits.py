@@ -17,6 +17,7 @@ from domain.properties import (
     PropertyType,
     check_property_name,
 )
+from domain.values import check_text, is_text
 
 
 class Edits:
@@ -65,7 +66,7 @@ class Edits:
 
     async def _found(self, tenant: str, profile_id: str, *, shown: str = "") -> Profile:
         profile = None
-        if profile_id and len(profile_id) <= 64:
+        if profile_id and len(profile_id) <= 64 and is_text(profile_id):
             profile = await self._lifecycle.active(tenant, profile_id)
         if profile is None:
             raise NotFound(f"No profile with id {shown or profile_id!r}", field="id")
@@ -93,7 +94,7 @@ class Edits:
 
     async def delete_profile(self, tenant: str, profile_id: str) -> None:
         """Erase a profile (read through any of its ids) with everything that is its."""
-        if not profile_id or len(profile_id) > 64:
+        if not profile_id or len(profile_id) > 64 or not is_text(profile_id):
             raise NotFound(f"No profile with id {profile_id!r}", field="id")
         if not await self._lifecycle.eraser.erase(tenant, profile_id):
             raise NotFound(f"No profile with id {profile_id!r}", field="id")
@@ -103,6 +104,7 @@ def check_tags(tags: Sequence[str], field: str) -> tuple[str, ...]:
     if len(tags) > MAX_LIST_ITEMS:
         raise ValidationFailed(f"{field} holds at most {MAX_LIST_ITEMS} tags", field=field)
     for tag in tags:
+        check_text(tag, field=field)
         if not tag.strip() or len(tag) > MAX_LIST_ITEM_LENGTH:
             raise ValidationFailed(
                 f"A tag must be 1 to {MAX_LIST_ITEM_LENGTH} characters", field=field

@@ -11,6 +11,7 @@ from domain.merging import MergeResult
 from domain.model import KeyBinding, MergeTrigger, Profile, ProfileState
 from domain.ports import Clock, ProfileStore
 from domain.services import ProfileService
+from domain.values import is_text
 
 MAX_SUGGESTIONS = 20
 MAX_ATTEMPTS = 25
@@ -61,7 +62,8 @@ class IdentityManagement:
 
     async def _exactly(self, tenant: str, profile_id: str, field: str) -> Profile:
         """An active profile by its own id: a merged-away id is a conflict, not a redirect."""
-        raw = await self._store.get_profile(tenant, profile_id) if len(profile_id) <= 64 else None
+        valid = len(profile_id) <= 64 and is_text(profile_id)
+        raw = await self._store.get_profile(tenant, profile_id) if valid else None
         if raw is not None and not raw.active and raw.state is not ProfileState.MERGED:
             await self._lifecycle.active(tenant, raw.id)  # finish what is under way
             raw = await self._store.get_profile(tenant, profile_id)

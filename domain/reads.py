@@ -12,6 +12,7 @@ from domain.identity import Channel, Identity, identity_key, user_id_key
 from domain.lifecycle import Lifecycle
 from domain.model import Profile
 from domain.ports import Clock, ProfileQuery, ProfileStore
+from domain.values import check_text, is_text
 
 MAX_PAGE = 100
 MAX_SEARCH_LENGTH = 100
@@ -35,12 +36,12 @@ class ProfileReads:
         self._definitions = definitions
 
     async def profile(self, tenant: str, profile_id: str) -> Profile | None:
-        if not profile_id or len(profile_id) > 64:
+        if not profile_id or len(profile_id) > 64 or not is_text(profile_id):
             return None
         return await self._lifecycle.active(tenant, profile_id)
 
     async def profile_by_user_id(self, tenant: str, user_id: str) -> Profile | None:
-        if not user_id or len(user_id) > 256:
+        if not user_id or len(user_id) > 256 or not is_text(user_id):
             return None
         binding = await self._store.find_identity(tenant, user_id_key(user_id))
         if binding is None:
@@ -69,7 +70,7 @@ class ProfileReads:
         if where is not None:
             parsed = await self._definitions.parse_filter(tenant, where)
         if search is not None:
-            search = search.strip()
+            search = check_text(search, field="search").strip()
             if not search or len(search) > MAX_SEARCH_LENGTH:
                 raise ValidationFailed(
                     f"search is 1 to {MAX_SEARCH_LENGTH} characters", field="search"

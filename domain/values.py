@@ -37,6 +37,12 @@ def check_text(value: str, *, field: str) -> str:
     )
 
 
+def is_text(value: str) -> bool:
+    """Whether check_text would accept the value: for ids and names that are only looked up,
+    where text that cannot be stored simply matches nothing."""
+    return _FORBIDDEN_TEXT.search(value) is None
+
+
 def check_optional_text(value: str | None, *, field: str, max_length: int) -> str | None:
     """None, or text of at most max_length characters that passes check_text."""
     if value is None:
