@@ -32,8 +32,10 @@ from domain.identity import (
 )
 from domain.lifecycle import Lifecycle
 from domain.merging import Abandoned, MergeResult
-from domain.model import CaptureWrite, KeyBinding, MergeTrigger, Profile
+from domain.model import CaptureWrite, KeyBinding, MergeTrigger, Profile, ProfileState
 from domain.ports import Clock, ProfileStore, RecordKind
+
+_UNDER_WAY = (ProfileState.PENDING, ProfileState.MERGING, ProfileState.ERASING)
 
 
 class IdentifyOutcome(StrEnum):
@@ -162,26 +164,30 @@ class Identify:
         actor: str,
     ) -> IdentifyResult | None:
         user_key = user_id_key(user_id)
-        if user_key.storage_id(tenant) not in current.keys and (
-            len(current.keys) >= self._max_identities
-        ):
-            raise identity_limit_error(self._max_identities, "userId")
+        if user_key.storage_id(tenant) not in current.keys:
+            # The userId's key takes a place on the profile: reserved before it is claimed,
+            # so the limit is decided here and nothing after the claim can fail on it.
+            limit = self._max_identities
+            if len(current.keys) >= limit:
+                raise identity_limit_error(limit, "userId")
+            if await self._store.reserve_key(tenant, current.id, user_key, limit) is None:
+                again = await self._store.get_profile(tenant, current.id)
+                if again is not None and again.active and len(again.keys) >= limit:
+                    raise identity_limit_error(limit, "userId")
+                return None
         owner = await self._store.claim_identity(
             tenant, user_key, current.id, None, self._clock.now()
         )
         if owner.profile_id == current.id:
             profile = await self._store.set_user_id(
-                tenant, current.id, user_id, values, self._clock.now(), self._max_identities
+                tenant, current.id, user_id, values, self._clock.now()
             )
             if profile is not None:
                 return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
-            reread = await self._lifecycle.active(tenant, current.id)
-            if reread is not None and reread.user_id == user_id:
-                profile = await self._apply(tenant, reread, values)
+            settled = await self._settle_user_key(tenant, user_id, current.id)
+            if settled is not None:
+                profile = await self._apply(tenant, settled, values)
                 return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
-            await self._store.release_identity(tenant, user_key, current.id)
-            if reread is not None and reread.user_id is None:
-                raise identity_limit_error(self._max_identities, "userId")
             return None
         existing = await self._owner(tenant, user_id, owner)
         if existing is None:
@@ -254,7 +260,8 @@ class Identify:
                 raise identity_limit_error(limit, "userId")
             return None
         if not await self._store.rebind_identity(tenant, key, from_profile, to.id):
-            await self._store.drop_key(tenant, to.id, key)
+            # The place stays reserved: a concurrent identical switch may hold it now, and a
+            # ledger may over-count (recovery's check rebuilds it) but never under-count.
             return None
         await self._store.drop_key(tenant, from_profile, key)
         return await self._lifecycle.rehome(
@@ -262,28 +269,32 @@ class Identify:
         )
 
     async def _owner(self, tenant: str, user_id: str, binding: Identity) -> Profile | None:
-        """The active profile that holds userId U according to its key, or None if the key was
-        stale (and has been removed).
+        """The active profile that holds userId U according to its key, or None (look again).
 
         The key is the truth: a profile gets its userId only after its key is claimed, so a
-        key whose profile has no userId yet is completed, and one whose profile holds another
-        userId lost a race and is cleared.
+        key whose profile has no userId yet is completed. A key is released only when its
+        profile can never take U any more (erased, merged away, or holding another userId,
+        which never changes): releasing it while the profile could still take U would let a
+        late writer give U to a profile without its key.
         """
-        user_key = user_id_key(user_id)
-        profile = await self._lifecycle.active(tenant, binding.profile_id)
-        if profile is None:
-            raw = await self._store.get_profile(tenant, binding.profile_id)
-            if raw is None or not raw.active:
-                # Erased, or a birth that was abandoned: the binding is stale.
-                await self._store.release_identity(tenant, user_key, binding.profile_id)
+        return await self._settle_user_key(tenant, user_id, binding.profile_id)
+
+    async def _settle_user_key(self, tenant: str, user_id: str, profile_id: str) -> Profile | None:
+        """The key of U points at `profile_id`: that profile with U, completed if it lacked it;
+        or None after releasing the key if the profile can never take U; or None (look again)
+        while an operation on it is under way."""
+        raw = await self._store.get_profile(tenant, profile_id)
+        if raw is not None and raw.state in _UNDER_WAY:
+            await self._lifecycle.active(tenant, profile_id)  # finish what is under way
+            raw = await self._store.get_profile(tenant, profile_id)
+        if raw is not None and raw.state is ProfileState.ACTIVE:
+            if raw.user_id == user_id:
+                return raw
+            if raw.user_id is None:
+                return await self._store.set_user_id(tenant, raw.id, user_id, {}, self._clock.now())
+        elif raw is not None and raw.state in _UNDER_WAY:
             return None
-        if profile.user_id == user_id:
-            return profile
-        if profile.user_id is None:
-            return await self._store.set_user_id(
-                tenant, profile.id, user_id, {}, self._clock.now(), self._max_identities
-            )
-        await self._store.release_identity(tenant, user_key, binding.profile_id)
+        await self._store.release_identity(tenant, user_id_key(user_id), profile_id)
         return None
 
     async def _apply(self, tenant: str, profile: Profile, values: Mapping[str, Any]) -> Profile:

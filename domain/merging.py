@@ -171,7 +171,9 @@ class Merger:
             return None
         if target.merging is None:
             return None  # it is active again: fold again
-        if source.id > target.id or depth >= _MAX_DEPTH:
+        if target.merging.folded or source.id > target.id or depth >= _MAX_DEPTH:
+            # A folded merge of the target can only complete, and completing it may lead back
+            # here through its survivor chain: ours, not folded yet, is the one to give way.
             return Abandoned.YIELDED
         await self.finish(target, depth + 1)  # help the target's own merge along first
         return None

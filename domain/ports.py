@@ -170,10 +170,9 @@ class ProfileStore(Protocol):
         user_id: str,
         values: Mapping[str, Any],
         now: datetime,
-        max_identities: int,
     ) -> Profile | None:
-        """Give an active, unidentified profile its userId (and reserve the userId's key);
-        None if it is not such a profile or holds the maximum number of keys."""
+        """Give an active, unidentified profile its userId (its key's place was reserved
+        before the key was claimed); None if it is not such a profile."""
         ...
 
     async def reserve_key(

@@ -1,4 +1,4 @@
-"""Command line: serve the API, manage API keys, finish interrupted merges."""
+"""Command line: serve the API, manage API keys, finish interrupted merges, check invariants."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from typing import Any
 from domain.access import Role, check_tenant
 from domain.activity import ActivityService
 from domain.errors import DomainError
+from domain.invariants import ProblemKind
 from domain.services import ProfileService
 from server.app import SystemClock
 from server.config import Settings
 from store.activity import MongoActivityStore
+from store.check import InvariantChecker
 from store.client import open_client, ping
 from store.embedded import EmbeddedMongo
 from store.indexes import ensure_indexes
@@ -39,6 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--tenant")
     sub.add_parser("recover", help="finish merges left half-done by a crash")
+    check = sub.add_parser(
+        "check",
+        help="scan for broken invariants (exit status 1 if any)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="kinds of problem:\n"
+        + "\n".join(f"  {kind.value:<24} {kind.description}" for kind in ProblemKind)
+        + "\n(leaked_reservation is a warning: it does not make the exit status 1)",
+    )
+    check.add_argument("--tenant", help="check one tenant only")
+    check.add_argument(
+        "--repair", action="store_true", help="repair what recovery can, then scan again"
+    )
     args = parser.parse_args(argv)
 
     if args.command in (None, "serve"):
@@ -95,6 +109,9 @@ async def _run(args: argparse.Namespace) -> int:
         keys = KeyStore(db)
         if args.command == "recover":
             return await _recover(db)
+        if args.command == "check":
+            tenant = check_tenant(args.tenant) if args.tenant is not None else None
+            return await _check(db, settings, tenant, repair=args.repair)
         if args.keys_command == "create":
             key, secret = await keys.create(
                 check_tenant(args.tenant), Role(args.role), args.name, now
@@ -131,3 +148,25 @@ async def _recover(db: Any) -> int:
     events = await activity.recover()
     print(f"finished {merges} interrupted merge(s) and settled {events} pending event(s)")
     return 0
+
+
+async def _check(db: Any, settings: Settings, tenant: str | None, *, repair: bool) -> int:
+    checker = InvariantChecker(db)
+    report = await checker.scan(tenant)
+    print("\n".join(report.lines()))
+    if repair:
+        store = MongoProfileStore(db)
+        clock = SystemClock()
+        services = ProfileService(
+            store,
+            clock,
+            _NoGeo(),
+            max_identities=settings.max_identities,
+            max_merges=settings.max_merges,
+        )
+        activity = ActivityService(services, store, MongoActivityStore(db), clock)
+        repaired = await checker.repair(tenant, services.lifecycle, activity)
+        print(f"\n{repaired.line()}\n\nafter repair:")
+        report = await checker.scan(tenant)
+        print("\n".join(report.lines()))
+    return 0 if report.clean else 1

@@ -251,22 +251,14 @@ class MongoProfileStore:
         user_id: str,
         values: Mapping[str, Any],
         now: datetime,
-        max_identities: int,
     ) -> Profile | None:
-        user_key = user_id_key(user_id).storage_id(tenant)
         doc = await self.profiles.find_one_and_update(
-            {
-                "_id": profile_id,
-                "tenant": tenant,
-                "userId": None,
-                **ACTIVE,
-                "$or": [{"keys": user_key}, {f"keys.{max_identities - 1}": {"$exists": False}}],
-            },
+            {"_id": profile_id, "tenant": tenant, "userId": None, **ACTIVE},
             {
                 "$set": {"userId": user_id, "updatedAt": now, **values_update(values)},
                 "$addToSet": {
                     "matchKeys": {"$each": _user_keys(user_id, values)},
-                    "keys": user_key,
+                    "keys": user_id_key(user_id).storage_id(tenant),
                 },
             },
             return_document=ReturnDocument.AFTER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from domain.segments import Segment
+from domain.model import Segment
 from store.documents import utc
 
 
