@@ -251,11 +251,25 @@ class ActivityService:
         )
         # Written first, checked after: a merge or erasure of its profile may have run between
         # our read of the profile and this write.
-        resting = await self._profiles.lifecycle.rehome(
-            tenant, RecordKind.CONVERSATION, conversation_key(tenant, stored.id), stored.profile_id
-        )
+        lifecycle = self._profiles.lifecycle
+        key = conversation_key(tenant, stored.id)
+        resting = await lifecycle.rehome(tenant, RecordKind.CONVERSATION, key, stored.profile_id)
         if resting is None:
             raise NotFound("The conversation's profile was erased", field="profileId")
+        if identity is not None and existing is None:
+            # A conversation follows the identity it came through: if that identity was
+            # detached (or switched) meanwhile, it goes where the identity is now.
+            binding = await self._store.find_identity(tenant, identity)
+            if binding is not None and binding.profile_id != resting.id:
+                home = await lifecycle.active(tenant, binding.profile_id)
+                if home is not None:
+                    await self._store.move_record(
+                        tenant, RecordKind.CONVERSATION, key, resting.id, home.id
+                    )
+                    resting = (
+                        await lifecycle.rehome(tenant, RecordKind.CONVERSATION, key, home.id)
+                        or resting
+                    )
         if resting.id != stored.profile_id:
             return replace(stored, profile_id=resting.id)
         return stored

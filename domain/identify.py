@@ -242,6 +242,11 @@ class Identify:
         )
         if not isinstance(created, Profile):
             return None  # someone else has U now (the next attempt switches to it), or a race
+        sender_now = await self._store.find_identity(tenant, key)
+        if sender_now is None or sender_now.profile_id != created.id:
+            # The sender left its profile meanwhile (merged, erased or detached): the new
+            # profile has U, and the next attempt moves the sender to it from where it is.
+            return None
         profile = await self._apply(tenant, created, values)
         return IdentifyResult(profile, IdentifyOutcome.CREATED)
 

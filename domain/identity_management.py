@@ -81,30 +81,34 @@ class IdentityManagement:
     ) -> tuple[Profile, Profile]:
         """Move one identity (and its conversations) out to a new profile of its own: a
         profile born holding it (domain.births), so a crash at any step is completed or undone
-        by whoever meets it."""
+        by whoever meets it. A lost race (the profile merged or the identity moved meanwhile)
+        is looked at again, from the profile's survivor."""
         key = identity_key(channel, sender_id)
-        profile = await self._profiles.profile(tenant, profile_id)
-        if profile is None:
-            raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
-        binding = await self._store.find_identity(tenant, key)
-        owner = await self._lifecycle.active(tenant, binding.profile_id) if binding else None
-        if binding is None or owner is None or owner.id != profile.id:
-            raise NotFound("That identity is not bound to this profile", field="senderId")
-        if profile.user_id is not None and key.value == profile.user_id:
-            raise ValidationFailed(
-                "That identity is the profile's userId, which cannot be detached",
-                field="senderId",
+        for _ in range(MAX_ATTEMPTS):
+            profile = await self._profiles.profile(tenant, profile_id)
+            if profile is None:
+                raise NotFound(f"No profile with id {profile_id!r}", field="profileId")
+            binding = await self._store.find_identity(tenant, key)
+            owner = await self._lifecycle.active(tenant, binding.profile_id) if binding else None
+            if binding is None or owner is None or owner.id != profile.id:
+                raise NotFound("That identity is not bound to this profile", field="senderId")
+            if profile.user_id is not None and key.value == profile.user_id:
+                raise ValidationFailed(
+                    "That identity is the profile's userId, which cannot be detached",
+                    field="senderId",
+                )
+            if await self._store.count_identities(tenant, [profile.id]) <= 1:
+                raise ValidationFailed(
+                    "A profile's last identity cannot be detached", field="senderId"
+                )
+            detached = await self._lifecycle.births.create(
+                tenant,
+                [KeyBinding(key=key, from_profile=binding.profile_id, take_conversations=True)],
             )
-        if await self._store.count_identities(tenant, [profile.id]) <= 1:
-            raise ValidationFailed("A profile's last identity cannot be detached", field="senderId")
-        detached = await self._lifecycle.births.create(
-            tenant,
-            [KeyBinding(key=key, from_profile=binding.profile_id, take_conversations=True)],
-        )
-        if not isinstance(detached, Profile):
-            raise Contention("the identity moved while it was being detached")
-        remaining = await self._lifecycle.active(tenant, profile.id)
-        return remaining or profile, detached
+            if isinstance(detached, Profile):
+                remaining = await self._lifecycle.active(tenant, profile.id)
+                return remaining or profile, detached
+        raise Contention("the identity kept moving while it was being detached")
 
     async def merge_suggestions(self, tenant: str, profile_id: str) -> list[Suggestion]:
         profile = await self._profiles.profile(tenant, profile_id)

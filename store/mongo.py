@@ -143,8 +143,14 @@ class MongoProfileStore:
     async def move_identity_conversations(
         self, tenant: str, key: IdentityKey, from_profile: str, to_profile: str
     ) -> None:
+        # Wherever they are now: a merge of the old profile may have carried them along.
+        del from_profile
         await self.conversations.update_many(
-            {"tenant": tenant, "profileId": from_profile, "identity": key.storage_id(tenant)},
+            {
+                "tenant": tenant,
+                "identity": key.storage_id(tenant),
+                "profileId": {"$ne": to_profile},
+            },
             {"$set": {"profileId": to_profile}},
         )
         await checkpoint("move_identity_conversations")
