@@ -164,6 +164,9 @@ class Identify:
         actor: str,
     ) -> IdentifyResult | None:
         user_key = user_id_key(user_id)
+        taken = await self._store.find_identity(tenant, user_key)
+        if taken is not None and taken.profile_id != current.id:
+            return await self._merge_into_owner(tenant, current, user_id, taken, values, actor)
         if user_key.storage_id(tenant) not in current.keys:
             # The userId's key takes a place on the profile: reserved before it is claimed,
             # so the limit is decided here and nothing after the claim can fail on it.
@@ -189,6 +192,18 @@ class Identify:
                 profile = await self._apply(tenant, settled, values)
                 return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
             return None
+        return await self._merge_into_owner(tenant, current, user_id, owner, values, actor)
+
+    async def _merge_into_owner(
+        self,
+        tenant: str,
+        current: Profile,
+        user_id: str,
+        owner: Identity,
+        values: Mapping[str, Any],
+        actor: str,
+    ) -> IdentifyResult | None:
+        """Another profile holds U's key: the anonymous profile merges into it."""
         existing = await self._owner(tenant, user_id, owner)
         if existing is None:
             return None
