@@ -7,7 +7,7 @@ from typing import Self
 
 import strawberry
 
-from domain import segments as domain
+from domain import model as domain
 from schema.context import Info
 from schema.cursors import profile_after
 from schema.scalars import JSON

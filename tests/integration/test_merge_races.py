@@ -61,8 +61,7 @@ async def test_a_into_b_racing_b_into_a_ends_with_one_survivor(api: Api) -> None
         survivor = won[0]["data"]["mergeProfiles"]["profile"]
         assert sorted(survivor["tags"]) == sorted([f"a{round_}", f"b{round_}"])
         active = {
-            d["_id"]
-            async for d in api.db["profiles"].find({"state": None, "_id": {"$in": [a, b]}})
+            d["_id"] async for d in api.db["profiles"].find({"state": None, "_id": {"$in": [a, b]}})
         }
         assert active == {survivor["id"]}
     await _assert_converged(api)
@@ -93,8 +92,7 @@ async def test_a_cycle_of_three_merges_converges_to_one_survivor(api: Api) -> No
         a, b, c = [await _anonymous(api, f"{n}{round_}", {"tags": [n]}) for n in "abc"]
         await asyncio.gather(_merge(api, b, a), _merge(api, c, b), _merge(api, a, c))
         active = [
-            d
-            async for d in api.db["profiles"].find({"state": None, "_id": {"$in": [a, b, c]}})
+            d async for d in api.db["profiles"].find({"state": None, "_id": {"$in": [a, b, c]}})
         ]
         assert len(active) >= 1
         tags = sorted(t for d in active for t in d["props"]["tags"])

@@ -7,8 +7,19 @@ import ast
 from pathlib import Path
 
 DOMAIN = Path(__file__).resolve().parents[2] / "domain"
-FORBIDDEN = ("strawberry", "starlette", "motor", "pymongo", "bson", "schema", "resolvers")
-FORBIDDEN += ("store", "server")
+FORBIDDEN = frozenset(
+    {
+        "strawberry",
+        "starlette",
+        "motor",
+        "pymongo",
+        "bson",
+        "schema",
+        "resolvers",
+        "store",
+        "server",
+    }
+)
 
 
 def _imports() -> dict[str, set[str]]:
