@@ -90,9 +90,18 @@ class Births:
 
     async def _finish(self, profile: Profile, birth: Birth) -> Profile | None:
         tenant = profile.tenant
-        for binding in birth.keys:
+        for index, binding in enumerate(birth.keys):
             origin = binding.from_profile
+            if origin is None and index == 0:
+                continue  # the first key is bound already: that is how the birth got here
             if origin is None:
+                # A key nobody held: claim it (if somebody got it first, it stays theirs).
+                now = self._clock.now()
+                held = await self._store.claim_identity(
+                    tenant, binding.key, profile.id, binding.channel, now
+                )
+                if held.profile_id != profile.id:
+                    await self._store.drop_key(tenant, profile.id, binding.key)
                 continue
             await self._store.rebind_identity(tenant, binding.key, origin, profile.id)
             current = await self._store.find_identity(tenant, binding.key)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from domain.autocapture import CaptureContext, auto_values
 from domain.definitions import Definitions
-from domain.errors import Contention, ValidationFailed
+from domain.errors import Contention, LimitExceeded, ValidationFailed
 from domain.identity import Channel, IdentityKey, identity_key
 from domain.lifecycle import Lifecycle
 from domain.matching import keys_of_identity, keys_of_values
+from domain.merge import MergePlan, list_overflow
 from domain.model import CaptureWrite, KeyBinding, Profile
 from domain.ports import Clock, GeoLookup, ProfileStore
 from domain.values import check_optional_text
@@ -75,6 +76,27 @@ class Senders:
             if survivor is None:
                 return None
             profile_id = survivor.id
+        raise Contention("the write kept meeting merges")
+
+    async def fill(self, tenant: str, profile_id: str, plan: MergePlan) -> Profile | None:
+        """Fill the active profile an id leads to by the merge rules, following it if it
+        moves; None if it was erased. A list that would pass its cap is refused."""
+        cap = self._lifecycle.merger.limits.list_items
+        for _ in range(MAX_ATTEMPTS):
+            current = await self._lifecycle.active(tenant, profile_id)
+            if current is None:
+                return None
+            overflow = list_overflow(current.properties, plan, cap)
+            if overflow is not None:
+                raise LimitExceeded(
+                    f"The list '{overflow}' would hold more than {cap} items", field="properties"
+                )
+            filled = await self._store.fill_profile(
+                tenant, current.id, plan, self._clock.now(), cap
+            )
+            if filled is not None:
+                return filled
+            profile_id = current.id
         raise Contention("the write kept meeting merges")
 
     async def profile_id(

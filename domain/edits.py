@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from domain.definitions import Definitions
-from domain.errors import Contention, NotFound, UserIdImmutable, ValidationFailed
+from domain.errors import (
+    Contention,
+    LimitExceeded,
+    NotFound,
+    UserIdImmutable,
+    ValidationFailed,
+)
 from domain.lifecycle import MAX_REDIRECT_HOPS, Lifecycle
+from domain.matching import keys_of_values
 from domain.model import Profile, ProfileChange
 from domain.ports import Clock, ProfileStore
 from domain.properties import (
@@ -54,10 +61,18 @@ class Edits:
         if overlap := set(values) & set(unset_names):
             name = sorted(overlap)[0]
             raise ValidationFailed(f"Property '{name}' is both set and unset", field="unset")
-        change = ProfileChange(set=values, unset=unset_names, add_tags=added, remove_tags=removed)
+        change = ProfileChange(
+            set=values,
+            unset=unset_names,
+            add_tags=added,
+            remove_tags=removed,
+            match_keys=tuple(keys_of_values(values)),
+        )
+        cap = self._lifecycle.merger.limits.list_items
         for _ in range(MAX_REDIRECT_HOPS):
+            _check_tag_cap(profile, added, cap)
             updated = await self._store.update_profile(
-                tenant, profile.id, change, self._clock.now()
+                tenant, profile.id, change, self._clock.now(), cap
             )
             if updated is not None:
                 return updated
@@ -98,6 +113,15 @@ class Edits:
             raise NotFound(f"No profile with id {profile_id!r}", field="id")
         if not await self._lifecycle.eraser.erase(tenant, profile_id):
             raise NotFound(f"No profile with id {profile_id!r}", field="id")
+
+
+def _check_tag_cap(profile: Profile, added: Sequence[str], cap: int) -> None:
+    """The tags a profile would have must fit the list cap (checked again in the write)."""
+    if len(set(profile.tags) | set(added)) > cap:
+        raise LimitExceeded(
+            f"A profile holds at most {cap} tags; remove some before adding more",
+            field="addTags",
+        )
 
 
 def check_tags(tags: Sequence[str], field: str) -> tuple[str, ...]:

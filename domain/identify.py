@@ -15,7 +15,7 @@ records the userId, and a profile created for it is born with it (domain.births)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +31,8 @@ from domain.identity import (
     user_id_key,
 )
 from domain.lifecycle import Lifecycle
+from domain.matching import keys_of_values
+from domain.merge import list_overflow, plan_merge
 from domain.merging import Abandoned, MergeResult
 from domain.model import CaptureWrite, KeyBinding, MergeTrigger, Profile, ProfileState
 from domain.ports import Clock, ProfileStore, RecordKind
@@ -76,6 +78,17 @@ def check_merge_limits(lifecycle: Lifecycle, target: Profile, source: Profile, f
         raise merge_limit_error(limits.merges)
     if len(set(target.keys) | set(source.keys)) > limits.identities:
         raise identity_limit_error(limits.identities, field)
+    overflow = list_overflow(target.properties, plan_merge(source), limits.list_items)
+    if overflow is not None:
+        raise list_limit_error(overflow, limits.list_items)
+
+
+def list_limit_error(name: str, cap: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"Merged, the list '{name}' would hold more than {cap} items, and lists are never "
+        f"cut short: remove items from '{name}' on either profile first, then merge",
+        field=name,
+    )
 
 
 def refusal_of(lifecycle: Lifecycle, reason: Abandoned, field: str) -> LimitExceeded | None:
@@ -84,6 +97,12 @@ def refusal_of(lifecycle: Lifecycle, reason: Abandoned, field: str) -> LimitExce
         return merge_limit_error(limits.merges)
     if reason is Abandoned.IDENTITY_LIMIT:
         return identity_limit_error(limits.identities, field)
+    if reason is Abandoned.LIST_LIMIT:
+        return LimitExceeded(
+            f"Merged, a list would hold more than {limits.list_items} items; remove items "
+            "from it on either profile first, then merge",
+            field=field,
+        )
     return None
 
 
@@ -136,7 +155,9 @@ class Identify:
         for _ in range(MAX_ATTEMPTS):
             identity = await self._store.find_identity(tenant, key)
             if identity is None:
-                await self._senders.profile_of(tenant, key, channel, CaptureWrite(set={}))
+                first = await self._first_contact(tenant, key, channel, user_id, values)
+                if first is not None:
+                    return first
                 continue
             if channel is not None and channel not in identity.channels:
                 await self._store.add_identity_channel(tenant, key, channel)
@@ -154,6 +175,57 @@ class Identify:
             if result is not None:
                 return result
         raise Contention("identify lost too many races")
+
+    async def _first_contact(
+        self,
+        tenant: str,
+        key: IdentityKey,
+        channel: Channel | None,
+        user_id: str,
+        values: Mapping[str, Any],
+    ) -> IdentifyResult | None:
+        """A sender never seen before: no record of it exists, so none is made only to be
+        merged. If U has a profile, the sender joins it (SWITCHED); otherwise a profile is born
+        holding both U and the sender (IDENTIFIED)."""
+        user_key = user_id_key(user_id)
+        owner = await self._store.find_identity(tenant, user_key)
+        if owner is not None:
+            existing = await self._owner(tenant, user_id, owner)
+            if existing is None:
+                return None
+            joined = await self._join(tenant, key, channel, existing)
+            if joined is None:
+                return None
+            profile = await self._fill(tenant, joined, values)
+            return IdentifyResult(profile, IdentifyOutcome.SWITCHED)
+        born = await self._lifecycle.births.create(
+            tenant,
+            [KeyBinding(key=user_key), KeyBinding(key=key, channel=channel)],
+            user_id=user_id,
+        )
+        if not isinstance(born, Profile):
+            return None  # U was taken meanwhile: the next attempt joins its profile
+        sender_now = await self._store.find_identity(tenant, key)
+        if sender_now is None or sender_now.profile_id != born.id:
+            return None  # the sender was bound elsewhere meanwhile: look again
+        profile = await self._apply(tenant, born, values)
+        return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
+
+    async def _join(
+        self, tenant: str, key: IdentityKey, channel: Channel | None, to: Profile
+    ) -> Profile | None:
+        """Bind a sender nobody holds to an existing profile (its place reserved first)."""
+        limit = self._max_identities
+        if key.storage_id(tenant) not in to.keys and len(to.keys) >= limit:
+            raise identity_limit_error(limit, "userId")
+        if await self._store.reserve_key(tenant, to.id, key, limit) is None:
+            return None
+        held = await self._store.claim_identity(tenant, key, to.id, channel, self._clock.now())
+        if held.profile_id != to.id:
+            return None  # a first contact of the same sender won: look again
+        return await self._lifecycle.rehome(
+            tenant, RecordKind.IDENTITY, key.storage_id(tenant), to.id
+        )
 
     async def _identify_anonymous(
         self,
@@ -211,6 +283,13 @@ class Identify:
             profile = await self._apply(tenant, existing, values)
             return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
         check_merge_limits(self._lifecycle, existing, current, "userId")
+        if values:
+            # The values belong to the sender's record: they merge by the same rules as the
+            # rest of it (fill what the survivor lacks, union lists), never replace.
+            written = await self._apply(tenant, current, values)
+            if written.id != current.id:
+                return None  # it was merged elsewhere meanwhile: look again
+            current = written
         merged = await self._lifecycle.merger.merge(
             tenant,
             current.id,
@@ -224,7 +303,7 @@ class Identify:
             if refusal is not None:
                 raise refusal
             return None
-        profile = await self._apply(tenant, merged.survivor or existing, values)
+        profile = merged.survivor or existing
         return IdentifyResult(profile, IdentifyOutcome.MERGED, merged_profile_id=current.id)
 
     async def _switch(
@@ -243,7 +322,7 @@ class Identify:
             moved = await self._move_sender(tenant, key, identity.profile_id, existing)
             if moved is None:
                 return None
-            profile = await self._apply(tenant, moved, values)
+            profile = await self._fill(tenant, moved, values)
             return IdentifyResult(profile, IdentifyOutcome.SWITCHED)
         if owner is not None:
             return None  # a stale binding was just cleared; look again
@@ -317,8 +396,19 @@ class Identify:
         await self._store.release_identity(tenant, user_id_key(user_id), profile_id)
         return None
 
+    async def _fill(self, tenant: str, profile: Profile, values: Mapping[str, Any]) -> Profile:
+        """The sender's values into another profile by the merge rules: they fill what it
+        lacks and union lists, never replace what it has."""
+        if not values:
+            return profile
+        plan = plan_merge(replace(profile, properties=dict(values), user_id=None, keys=()))
+        plan = replace(plan, match_keys=tuple(keys_of_values(values)))
+        written = await self._senders.fill(tenant, profile.id, plan)
+        return written or profile
+
     async def _apply(self, tenant: str, profile: Profile, values: Mapping[str, Any]) -> Profile:
         if not values:
             return profile
-        written = await self._senders.write(tenant, profile.id, CaptureWrite(set=dict(values)))
+        write = CaptureWrite(set=dict(values), match_keys=tuple(keys_of_values(values)))
+        written = await self._senders.write(tenant, profile.id, write)
         return written or profile

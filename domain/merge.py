@@ -55,6 +55,17 @@ def plan_merge(source: Profile) -> MergePlan:
     )
 
 
+def list_overflow(properties: Mapping[str, Any], plan: MergePlan, cap: int) -> str | None:
+    """The first list the plan would grow past `cap` items on these properties, if any."""
+    for name, values in plan.union.items():
+        current = properties.get(name)
+        merged = list(current) if isinstance(current, list) else []
+        merged.extend(v for v in values if v not in merged)
+        if len(merged) > cap:
+            return name
+    return None
+
+
 def _present(value: Any) -> bool:
     return value is not None
 

@@ -43,6 +43,7 @@ class Abandoned(StrEnum):
     USER_ID_CONFLICT = "USER_ID_CONFLICT"
     LIMIT_REACHED = "LIMIT_REACHED"
     IDENTITY_LIMIT = "IDENTITY_LIMIT"
+    LIST_LIMIT = "LIST_LIMIT"
     ERASED = "ERASED"  # the fold happened, then the survivor was erased: the source went too
 
 
@@ -50,6 +51,7 @@ _REFUSALS = {
     FoldOutcome.USER_ID_CONFLICT: Abandoned.USER_ID_CONFLICT,
     FoldOutcome.LIMIT_REACHED: Abandoned.LIMIT_REACHED,
     FoldOutcome.IDENTITY_LIMIT: Abandoned.IDENTITY_LIMIT,
+    FoldOutcome.LIST_LIMIT: Abandoned.LIST_LIMIT,
     FoldOutcome.ABANDONED: Abandoned.YIELDED,
 }
 

@@ -51,6 +51,7 @@ class FoldOutcome(StrEnum):
     USER_ID_CONFLICT = "USER_ID_CONFLICT"  # the target holds another userId
     LIMIT_REACHED = "LIMIT_REACHED"  # the target has recorded the maximum number of merges
     IDENTITY_LIMIT = "IDENTITY_LIMIT"  # the survivor would hold too many identity keys
+    LIST_LIMIT = "LIST_LIMIT"  # a list of the survivor would grow past its cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class MergeLimits:
 
     merges: int
     identities: int
+    list_items: int = 100
 
 
 class RecordKind(StrEnum):
@@ -184,9 +186,19 @@ class ProfileStore(Protocol):
 
     async def drop_key(self, tenant: str, profile_id: str, key: IdentityKey) -> None: ...
 
+    async def fill_profile(
+        self, tenant: str, profile_id: str, plan: MergePlan, now: datetime, list_cap: int
+    ) -> Profile | None:
+        """Apply values to an active profile by the merge rules (fill, union, pairs), with no
+        merge record; None if it is not active or a list would pass `list_cap`."""
+        ...
+
     async def update_profile(
-        self, tenant: str, profile_id: str, change: ProfileChange, now: datetime
-    ) -> Profile | None: ...
+        self, tenant: str, profile_id: str, change: ProfileChange, now: datetime, list_cap: int
+    ) -> Profile | None:
+        """Apply an edit to an active profile; None if it is not active, or if the tags it adds
+        would take the list past `list_cap` items."""
+        ...
 
     async def list_profiles(
         self, tenant: str, query: ProfileQuery, after: str | None, limit: int

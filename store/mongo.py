@@ -16,7 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from domain.identity import Channel, Identity, IdentityKey, user_id_key
 from domain.matching import keys_of_identity, keys_of_values
-from domain.merge import MergePlan
+from domain.merge import MergePlan, list_overflow
 from domain.model import (
     Birth,
     CaptureWrite,
@@ -38,7 +38,13 @@ from store.documents import (
 )
 from store.filters import FilterCompiler
 from store.pauses import checkpoint
-from store.pipelines import capture_pipeline, change_pipeline, fold_pipeline, values_update
+from store.pipelines import (
+    capture_pipeline,
+    change_pipeline,
+    fold_pipeline,
+    list_caps,
+    values_update,
+)
 
 # An active profile has no `state` field: the filter every ordinary write carries.
 ACTIVE: dict[str, Any] = {"state": None}
@@ -295,11 +301,25 @@ class MongoProfileStore:
         )
         await checkpoint("drop_key")
 
-    async def update_profile(
-        self, tenant: str, profile_id: str, change: ProfileChange, now: datetime
+    async def fill_profile(
+        self, tenant: str, profile_id: str, plan: MergePlan, now: datetime, list_cap: int
     ) -> Profile | None:
+        guard: dict[str, Any] = {"_id": profile_id, "tenant": tenant, **ACTIVE}
+        if plan.union:
+            guard["$expr"] = list_caps(plan.union, list_cap)
         doc = await self.profiles.find_one_and_update(
-            {"_id": profile_id, "tenant": tenant, **ACTIVE},
+            guard, fold_pipeline(plan, None, now), return_document=ReturnDocument.AFTER
+        )
+        return profile_from_doc(doc) if doc else None
+
+    async def update_profile(
+        self, tenant: str, profile_id: str, change: ProfileChange, now: datetime, list_cap: int
+    ) -> Profile | None:
+        guard: dict[str, Any] = {"_id": profile_id, "tenant": tenant, **ACTIVE}
+        if change.add_tags:
+            guard["$expr"] = list_caps({"tags": list(change.add_tags)}, list_cap)
+        doc = await self.profiles.find_one_and_update(
+            guard,
             change_pipeline(change, now),
             return_document=ReturnDocument.AFTER,
         )
@@ -483,6 +503,8 @@ class MongoProfileStore:
         guard[f"keys.{room}"] = {"$exists": False}
         if plan.user_id is not None:
             guard["userId"] = {"$in": [None, plan.user_id]}
+        if plan.union:
+            guard["$expr"] = list_caps(plan.union, limits.list_items)
         doc = await self.profiles.find_one_and_update(
             guard, fold_pipeline(plan, record, now), return_document=ReturnDocument.AFTER
         )
@@ -509,6 +531,10 @@ class MongoProfileStore:
             return FoldOutcome.LIMIT_REACHED, None
         if len(target.get("keys") or ()) > room:
             return FoldOutcome.IDENTITY_LIMIT, None
+        if plan.union:
+            props = await self.profiles.find_one({"_id": target_id}, {"props": 1})
+            if list_overflow((props or {}).get("props") or {}, plan, limits.list_items):
+                return FoldOutcome.LIST_LIMIT, None
         return FoldOutcome.TARGET_INACTIVE, None  # changed between the two reads: try again
 
     async def mark_folded(self, tenant: str, source_id: str, merge_id: str) -> None:

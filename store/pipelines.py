@@ -102,7 +102,9 @@ def change_pipeline(change: ProfileChange, now: datetime) -> list[Stage]:
     return stages
 
 
-def fold_pipeline(plan: MergePlan, record: MergeRecord, now: datetime) -> list[Stage]:
+def fold_pipeline(plan: MergePlan, record: MergeRecord | None, now: datetime) -> list[Stage]:
+    """The merge rule as one update: fill, union, the pairs; with a record, the merge is
+    appended to the history (without one, it is an identify's values filling a profile)."""
     stage: Stage = {f"props.{k}": _fill(k, v) for k, v in plan.fill.items()}
     stage.update({f"props.{k}": _union(k, v) for k, v in plan.union.items()})
     if plan.location:
@@ -114,12 +116,23 @@ def fold_pipeline(plan: MergePlan, record: MergeRecord, now: datetime) -> list[S
     _match_keys(stage, plan.match_keys)
     if plan.keys:
         stage["keys"] = _append_new("$keys", plan.keys)
-    stage["mergeHistory"] = {
-        "$concatArrays": [{"$ifNull": ["$mergeHistory", []]}, lit([record_to_doc(record)])]
-    }
+    if record is not None:
+        stage["mergeHistory"] = {
+            "$concatArrays": [{"$ifNull": ["$mergeHistory", []]}, lit([record_to_doc(record)])]
+        }
     stage["updatedAt"] = lit(now)
     return [{"$set": stage}]
 
 
 def values_update(values: Mapping[str, Any]) -> dict[str, Any]:
     return {f"props.{k}": v for k, v in values.items()}
+
+
+def list_caps(additions: Mapping[str, Sequence[Any]], cap: int) -> dict[str, Any]:
+    """A condition (for `$expr`) that each list, with the additions unioned in, stays within
+    `cap` items: lists are capped in the deciding write, never truncated."""
+    sizes = [
+        {"$lte": [{"$size": {"$setUnion": [_list(name), lit(list(values))]}}, cap]}
+        for name, values in additions.items()
+    ]
+    return sizes[0] if len(sizes) == 1 else {"$and": sizes}
