@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from domain.errors import Forbidden, ValidationFailed
 
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 class Role(StrEnum):
@@ -54,7 +54,7 @@ class Principal:
 
 
 def check_tenant(tenant: str) -> str:
-    if not TENANT_PATTERN.match(tenant):
+    if not TENANT_PATTERN.fullmatch(tenant):
         raise ValidationFailed(
             "A tenant is 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter "
             "or digit",

@@ -28,7 +28,7 @@ from domain.events import (
 )
 from domain.identity import Channel, IdentityKey
 from domain.ids import new_id
-from domain.model import Profile
+from domain.model import Profile, Touch
 from domain.ports import ActivityStore, Clock, ProfileStore, RecordKind
 
 if TYPE_CHECKING:
@@ -142,15 +142,18 @@ class ActivityService:
             if profile is None:
                 raise NotFound("The event's profile no longer exists", field="eventId")
             return TrackResult(profile, stored, counted=False)
-        profile = await self.settle(tenant, stored)
+        touch = Touch(channel.value, stored.occurred_at) if channel is not None else None
+        profile = await self.settle(tenant, stored, touch)
         return TrackResult(profile, stored, counted=inserted)
 
-    async def settle(self, tenant: str, event: Event) -> Profile:
+    async def settle(self, tenant: str, event: Event, touch: Touch | None = None) -> Profile:
         """Bring the summary of the event's profile up to date, then settle the event."""
         lifecycle = self._profiles.lifecycle
         profile_id = event.profile_id
         for _ in range(_MAX_HOPS):
-            profile = await self._store.refresh_event_summaries(tenant, profile_id, [event.name])
+            profile = await self._store.refresh_event_summaries(
+                tenant, profile_id, [event.name], touch
+            )
             if profile is not None:
                 await self._activity.settle_event(tenant, event.id)
                 return profile
@@ -253,7 +256,9 @@ class ActivityService:
         # our read of the profile and this write.
         lifecycle = self._profiles.lifecycle
         key = conversation_key(tenant, stored.id)
-        resting = await lifecycle.rehome(tenant, RecordKind.CONVERSATION, key, stored.profile_id)
+        resting = await lifecycle.rehome(
+            tenant, RecordKind.CONVERSATION, key, stored.profile_id, settle=True
+        )
         if resting is None:
             raise NotFound("The conversation's profile was erased", field="profileId")
         if identity is not None and existing is None:
@@ -270,6 +275,8 @@ class ActivityService:
                         await lifecycle.rehome(tenant, RecordKind.CONVERSATION, key, home.id)
                         or resting
                     )
+        # A conversation is a contact: it moves the last channel and session, never backwards.
+        await self._store.touch(tenant, resting.id, Touch(stored.channel.value, stored.updated_at))
         if resting.id != stored.profile_id:
             return replace(stored, profile_id=resting.id)
         return stored

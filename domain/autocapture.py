@@ -1,12 +1,17 @@
-"""Values a channel reveals by itself: location from a web visitor's IP, phone and name from
-WhatsApp. They only fill gaps; they never overwrite what a profile already has."""
+"""Values a channel reveals by itself: location from a web visitor's IP; the phone number and
+its country from WhatsApp, SMS and voice senders, and names from WhatsApp's display name; the
+address of an email sender. They only fill gaps; they never overwrite what a profile already
+has, and values that belong together (domain.merge.GROUPS) fill a profile as a group or not at
+all."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.identity import Channel, IdentityKey, IdentityType
+from domain.merge import split_groups
 from domain.ports import GeoLookup
 from domain.properties import is_timezone, is_valid_person_name, phone_region
 
@@ -21,24 +26,36 @@ class CaptureContext:
     locale: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AutoValues:
+    """What a channel revealed: values that fill one by one, and groups that fill whole (each
+    names every member of its group, None for those the channel did not reveal)."""
+
+    fill: Mapping[str, Any] = field(default_factory=dict)
+    groups: tuple[Mapping[str, Any], ...] = ()
+
+
 def auto_values(
     channel: Channel, key: IdentityKey, context: CaptureContext, geo: GeoLookup
-) -> dict[str, Any]:
+) -> AutoValues:
     values: dict[str, Any] = {}
     if channel is Channel.WEB:
         values.update(_from_ip(context, geo))
-    if key.type is IdentityType.PHONE and channel is Channel.WHATSAPP:
+    if key.type is IdentityType.PHONE:
         values["phone"] = key.value
         region = phone_region(key.value)
         if region:
             values["country"] = region
-        if context.display_name:
+        if channel is Channel.WHATSAPP and context.display_name:
             values.update(split_display_name(context.display_name))
+    if key.type is IdentityType.EMAIL:
+        values["email"] = key.value
     if context.locale:
         language = context.locale.strip().replace("_", "-")
         if 1 < len(language) <= 35 and all(c.isalnum() or c == "-" for c in language):
             values["language"] = language
-    return values
+    fill, groups = split_groups(values)
+    return AutoValues(fill=fill, groups=groups)
 
 
 def _from_ip(context: CaptureContext, geo: GeoLookup) -> dict[str, Any]:

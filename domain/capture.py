@@ -8,7 +8,10 @@ Values are validated before anything is written.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from domain.autocapture import CaptureContext, auto_values
 from domain.definitions import Definitions
@@ -16,8 +19,8 @@ from domain.errors import Contention, LimitExceeded, ValidationFailed
 from domain.identity import Channel, IdentityKey, identity_key
 from domain.lifecycle import Lifecycle
 from domain.matching import keys_of_identity, keys_of_values
-from domain.merge import MergePlan, list_overflow
-from domain.model import CaptureWrite, KeyBinding, Profile
+from domain.merge import LAST_CONTACT, MergePlan, list_overflow
+from domain.model import CaptureWrite, KeyBinding, Profile, Touch
 from domain.ports import Clock, GeoLookup, ProfileStore
 from domain.values import check_optional_text
 
@@ -142,18 +145,30 @@ class Capture:
         values = await self._definitions.validate(tenant, properties, field="properties")
         check_context(context)
         now = self._clock.now()
-        fill = {
-            k: v
-            for k, v in auto_values(channel, key, context, self._geo).items()
-            if k not in values
-        }
+        auto = auto_values(channel, key, context, self._geo)
+        fill = {k: v for k, v in auto.fill.items() if k not in values}
+        # A group with any member given explicitly is left out whole.
+        groups = tuple(g for g in auto.groups if values.keys().isdisjoint(g))
         write = CaptureWrite(
-            set={**values, "lastChannel": channel.value, "lastSession": now},
+            set={k: v for k, v in values.items() if k not in LAST_CONTACT},
+            touch=contact(values, channel, now),
             fill=fill,
+            fill_groups=groups,
             match_keys=(*keys_of_identity(key), *keys_of_values({**fill, **values})),
         )
         profile, created = await self._senders.profile_of(tenant, key, channel, write)
         return CaptureResult(profile=profile, created=created)
+
+
+def contact(values: Mapping[str, Any], channel: Channel, now: datetime) -> Touch:
+    """This capture's contact: the bot's channel and the current time, unless the caller gives
+    its own (a touchpoint outside the bots, such as a visit to a shop)."""
+    explicit_at = values.get("lastSession")
+    explicit_channel = values.get("lastChannel")
+    return Touch(
+        channel=explicit_channel if isinstance(explicit_channel, str) else channel.value,
+        at=explicit_at if isinstance(explicit_at, datetime) else now,
+    )
 
 
 def check_context(context: CaptureContext) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from domain.errors import PropertyNotDefined, ValidationFailed
 from domain.events import check_event_name
+from domain.identity import lookup_user_id
 from domain.properties import (
     PropertyDefinition,
     PropertyType,
@@ -221,6 +222,11 @@ def _typed(definition: PropertyDefinition, value: Any, path: str) -> Any:
         if not isinstance(value, str):
             raise ValidationFailed(f"Property '{definition.name}' expects a string", field=path)
         return check_text(value, field=path)
+    if definition.name == "userId":
+        if not isinstance(value, str):
+            raise ValidationFailed("Property 'userId' expects a string", field=path)
+        # Compared in the form userIds are stored in; text no userId can be matches none.
+        return lookup_user_id(value) or validate_value(definition, value, field=path)
     return validate_value(definition, value, field=path)
 
 

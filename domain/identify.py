@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from domain.capture import MAX_ATTEMPTS, Senders
+from domain.capture import MAX_ATTEMPTS, Senders, contact
 from domain.definitions import Definitions
 from domain.errors import Contention, LimitExceeded
 from domain.identity import (
@@ -138,9 +138,14 @@ class Identify:
         actor: str,
     ) -> IdentifyResult:
         key = identity_key(channel, sender_id)
-        check_user_id(user_id)
+        user_id = check_user_id(user_id)
         values = await self._definitions.validate(tenant, properties or {}, field="properties")
-        return await self.identify_key(tenant, key, user_id, values, actor=actor, channel=channel)
+        result = await self.identify_key(tenant, key, user_id, values, actor=actor, channel=channel)
+        # An identify is a contact: it moves the last channel and session, never backwards.
+        touched = await self._store.touch(
+            tenant, result.profile.id, contact(values, channel, self._clock.now())
+        )
+        return replace(result, profile=touched) if touched is not None else result
 
     async def identify_key(
         self,
@@ -220,11 +225,13 @@ class Identify:
             raise identity_limit_error(limit, "userId")
         if await self._store.reserve_key(tenant, to.id, key, limit) is None:
             return None
-        held = await self._store.claim_identity(tenant, key, to.id, channel, self._clock.now())
+        held = await self._store.claim_identity(
+            tenant, key, to.id, channel, self._clock.now(), unsettled=True
+        )
         if held.profile_id != to.id:
             return None  # a first contact of the same sender won: look again
         return await self._lifecycle.rehome(
-            tenant, RecordKind.IDENTITY, key.storage_id(tenant), to.id
+            tenant, RecordKind.IDENTITY, key.storage_id(tenant), to.id, settle=True
         )
 
     async def _identify_anonymous(
@@ -245,7 +252,10 @@ class Identify:
             limit = self._max_identities
             if len(current.keys) >= limit:
                 raise identity_limit_error(limit, "userId")
-            if await self._store.reserve_key(tenant, current.id, user_key, limit) is None:
+            reserved = await self._store.reserve_key(
+                tenant, current.id, user_key, limit, claim_user_id=user_id
+            )
+            if reserved is None:
                 again = await self._store.get_profile(tenant, current.id)
                 if again is not None and again.active and len(again.keys) >= limit:
                     raise identity_limit_error(limit, "userId")
@@ -358,13 +368,13 @@ class Identify:
             if again is not None and again.id == to.id and len(again.keys) >= limit:
                 raise identity_limit_error(limit, "userId")
             return None
-        if not await self._store.rebind_identity(tenant, key, from_profile, to.id):
+        if not await self._store.rebind_identity(tenant, key, from_profile, to.id, unsettled=True):
             # The place stays reserved: a concurrent identical switch may hold it now, and a
             # ledger may over-count (recovery's check rebuilds it) but never under-count.
             return None
         await self._store.drop_key(tenant, from_profile, key)
         return await self._lifecycle.rehome(
-            tenant, RecordKind.IDENTITY, key.storage_id(tenant), to.id
+            tenant, RecordKind.IDENTITY, key.storage_id(tenant), to.id, settle=True
         )
 
     async def _owner(self, tenant: str, user_id: str, binding: Identity) -> Profile | None:
@@ -379,22 +389,7 @@ class Identify:
         return await self._settle_user_key(tenant, user_id, binding.profile_id)
 
     async def _settle_user_key(self, tenant: str, user_id: str, profile_id: str) -> Profile | None:
-        """The key of U points at `profile_id`: that profile with U, completed if it lacked it;
-        or None after releasing the key if the profile can never take U; or None (look again)
-        while an operation on it is under way."""
-        raw = await self._store.get_profile(tenant, profile_id)
-        if raw is not None and raw.state in _UNDER_WAY:
-            await self._lifecycle.active(tenant, profile_id)  # finish what is under way
-            raw = await self._store.get_profile(tenant, profile_id)
-        if raw is not None and raw.state is ProfileState.ACTIVE:
-            if raw.user_id == user_id:
-                return raw
-            if raw.user_id is None:
-                return await self._store.set_user_id(tenant, raw.id, user_id, {}, self._clock.now())
-        elif raw is not None and raw.state in _UNDER_WAY:
-            return None
-        await self._store.release_identity(tenant, user_id_key(user_id), profile_id)
-        return None
+        return await self._lifecycle.settle_user_key(tenant, user_id, profile_id)
 
     async def _fill(self, tenant: str, profile: Profile, values: Mapping[str, Any]) -> Profile:
         """The sender's values into another profile by the merge rules: they fill what it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -15,7 +16,7 @@ MAX_IDENTIFIER_LENGTH = 256
 _BLOCKED = frozenset(
     {"null", "undefined", "anonymous", "none", "nan", "0", "-1", "[object object]", "nil"}
 )
-_ALL_ZEROS = re.compile(r"^[+\s().-]*0[0\s().-]*$")
+_ALL_ZEROS = re.compile(r"[+\s().-]*0[0\s().-]*")
 
 
 class Channel(StrEnum):
@@ -78,7 +79,7 @@ class Identity:
 def check_not_blocked(value: str, *, field: str) -> None:
     """Refuse placeholder values that bots send when they do not know the identifier."""
     folded = value.strip().lower()
-    if not folded or folded in _BLOCKED or _ALL_ZEROS.match(folded):
+    if not folded or folded in _BLOCKED or _ALL_ZEROS.fullmatch(folded):
         raise BlockedIdentifier(
             f"{field} {value[:40]!r} is a placeholder value and cannot identify anyone",
             field=field,
@@ -111,8 +112,9 @@ def identity_key(channel: Channel, sender_id: str) -> IdentityKey:
                 "senderId of an EMAIL message must be a valid email address", field="senderId"
             )
         return IdentityKey(kind, email)
-    if any(ch.isspace() or ch == "|" for ch in sender_id):
-        raise ValidationFailed("senderId must not contain white space or '|'", field="senderId")
+    # A storage id ends with the value (`tenant|TYPE|value`), so '|' in a value is safe.
+    if any(ch.isspace() for ch in sender_id):
+        raise ValidationFailed("senderId must not contain white space", field="senderId")
     return IdentityKey(kind, sender_id)
 
 
@@ -121,15 +123,50 @@ def user_id_key(user_id: str) -> IdentityKey:
     return IdentityKey(IdentityType.USER_ID, user_id)
 
 
-def check_user_id(user_id: str) -> str:
+def normalise_user_id(user_id: str) -> str:
+    """The one form a userId is stored and compared in, or the refusal.
+
+    Text is NFC-normalised, so an accent typed as a combining mark and the same accented letter
+    typed whole are one userId. An email address is an email: trimmed and lower-cased as the
+    address of an EMAIL sender is (that address is the sender's userId), so both are one
+    person. Characters nobody can see or type back are refused: control and format characters
+    (categories Cc and Cf, among them the zero-width U+200B-U+200D, U+2060 and U+FEFF). Any
+    other userId must not start or end with white space; '|' is allowed (see identity_key).
+    """
     if len(user_id) > MAX_IDENTIFIER_LENGTH:
         raise ValidationFailed(
             f"userId is longer than {MAX_IDENTIFIER_LENGTH} characters", field="userId"
         )
     check_text(user_id, field="userId")
-    check_not_blocked(user_id, field="userId")
-    if user_id != user_id.strip():
+    text = unicodedata.normalize("NFC", user_id)
+    check_not_blocked(text, field="userId")
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf"):
+            raise ValidationFailed(
+                f"userId must not contain control or invisible characters (U+{ord(ch):04X})",
+                field="userId",
+            )
+    email = normalise_email(text) if "@" in text else None
+    if email is not None:
+        return email
+    if text != text.strip():
         raise ValidationFailed("userId must not start or end with white space", field="userId")
-    if "|" in user_id:
-        raise ValidationFailed("userId must not contain '|'", field="userId")
-    return user_id
+    if len(text) > MAX_IDENTIFIER_LENGTH:
+        raise ValidationFailed(
+            f"userId is longer than {MAX_IDENTIFIER_LENGTH} characters", field="userId"
+        )
+    return text
+
+
+def check_user_id(user_id: str) -> str:
+    """The userId a client sent, in its normal form (see normalise_user_id), or the refusal."""
+    return normalise_user_id(user_id)
+
+
+def lookup_user_id(user_id: str) -> str | None:
+    """The normal form of a userId being looked up, or None when no userId can be that text
+    (a lookup of it finds nothing rather than failing)."""
+    try:
+        return normalise_user_id(user_id)
+    except (ValidationFailed, BlockedIdentifier):
+        return None

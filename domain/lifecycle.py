@@ -28,15 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from domain.births import Births
 from domain.erasing import Eraser
+from domain.identity import user_id_key
 from domain.merging import Merger
 from domain.model import MergeTrigger, Profile, ProfileState
 from domain.ports import Clock, MergeLimits, ProfileStore, RecordKind
 
 MAX_REDIRECT_HOPS = 16
+_UNDER_WAY = (ProfileState.PENDING, ProfileState.MERGING, ProfileState.ERASING)
 _RECOVERY_PAGE = 100
 
 
@@ -51,10 +53,11 @@ class Recovered:
     births: int = 0
     merges: int = 0
     erasures: int = 0
+    records: int = 0
 
     @property
     def total(self) -> int:
-        return self.births + self.merges + self.erasures
+        return self.births + self.merges + self.erasures + self.records
 
 
 class Lifecycle:
@@ -101,11 +104,18 @@ class Lifecycle:
         raise ChainTooLong("a chain of merges was too long to follow")
 
     async def rehome(
-        self, tenant: str, kind: RecordKind, record_id: str, profile_id: str
+        self,
+        tenant: str,
+        kind: RecordKind,
+        record_id: str,
+        profile_id: str,
+        *,
+        settle: bool = False,
     ) -> Profile | None:
         """After a record was written onto `profile_id`: make sure it rests on the active
         profile that id leads to (moving it there), or delete it if that profile was erased.
-        Returns where it rests."""
+        With `settle`, the record was written marked unsettled (so recovery would find it if
+        this call never happened): the mark is cleared once it rests. Returns where it rests."""
         at = profile_id
         for _ in range(MAX_REDIRECT_HOPS):
             survivor = await self.active(tenant, at)
@@ -113,10 +123,55 @@ class Lifecycle:
                 await self._store.delete_record(tenant, kind, record_id, at)
                 return None
             if survivor.id == at:
+                if settle:
+                    await self._store.settle_record(tenant, kind, record_id, at)
                 return survivor
             await self._store.move_record(tenant, kind, record_id, at, survivor.id)
             at = survivor.id
         raise ChainTooLong("a chain of merges was too long to follow")
+
+    async def settle_user_key(self, tenant: str, user_id: str, profile_id: str) -> Profile | None:
+        """The key of userId U points at `profile_id`: that profile with U, completed if it
+        lacked it; or None after releasing the key if the profile can never take U (erased,
+        merged away, or holding another userId, which never changes); or None (look again)
+        while an operation on it is under way. A key is never released while its profile could
+        still take U: a late writer would give U to a profile without its key."""
+        raw = await self._store.get_profile(tenant, profile_id)
+        if raw is not None and raw.state in _UNDER_WAY:
+            await self.active(tenant, profile_id)  # finish what is under way
+            raw = await self._store.get_profile(tenant, profile_id)
+        if raw is not None and raw.state is ProfileState.ACTIVE:
+            if raw.user_id == user_id:
+                return raw
+            if raw.user_id is None:
+                return await self._store.set_user_id(tenant, raw.id, user_id, {}, self._clock.now())
+        elif raw is not None and raw.state in _UNDER_WAY:
+            return None
+        await self._store.release_identity(tenant, user_id_key(user_id), profile_id)
+        return None
+
+    async def _settle_claim(self, profile: Profile) -> None:
+        """An identify reserved a userId on this profile and may have died before recording
+        it: record it if its key was claimed for this profile, or drop the claim."""
+        claimed = profile.user_id_claim
+        if claimed is None:
+            return
+        key = await self._store.find_identity(profile.tenant, user_id_key(claimed))
+        if key is not None and key.profile_id == profile.id:
+            await self.settle_user_key(profile.tenant, claimed, profile.id)
+        await self._store.drop_user_id_claim(profile.tenant, profile.id, claimed)
+
+    async def _settle_records(self, cutoff: datetime) -> int:
+        """Records written onto a profile and not yet checked (their writer died between the
+        write and the check) are moved to where their profile leads, or deleted."""
+        settled = 0
+        after: tuple[RecordKind, str] | None = None
+        while batch := await self._store.unsettled_records(cutoff, after, _RECOVERY_PAGE):
+            for tenant, kind, record_id, profile_id in batch:
+                after = (kind, record_id)
+                await self.rehome(tenant, kind, record_id, profile_id, settle=True)
+                settled += 1
+        return settled
 
     async def recover(
         self, tenant: str | None = None, *, older_than_seconds: float = 0
@@ -129,6 +184,9 @@ class Lifecycle:
         while batch := await self._store.unfinished(tenant, cutoff, after, _RECOVERY_PAGE):
             for profile in batch:
                 after = profile.id
+                if profile.user_id_claim is not None:
+                    await self._settle_claim(profile)
+                    profile = await self._store.get_profile(profile.tenant, profile.id) or profile
                 if profile.state is ProfileState.PENDING:
                     await self.births.complete(profile, give_up=True)
                 elif profile.state is ProfileState.MERGING:
@@ -136,7 +194,9 @@ class Lifecycle:
                 elif profile.state is ProfileState.ERASING:
                     await self.eraser.finish(profile)
                 counts[profile.state] += 1
+        records = await self._settle_records(cutoff)
         return Recovered(
+            records=records,
             births=counts[ProfileState.PENDING],
             merges=counts[ProfileState.MERGING],
             erasures=counts[ProfileState.ERASING],

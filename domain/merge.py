@@ -10,49 +10,78 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from domain.model import Profile
+from domain.model import Profile, Touch
 
-# Country and timezone come from the same lookup, so they move together or not at all.
+# Values that come from one source belong together: country and timezone (one lookup), first
+# and last name (one display name), a city and its coordinates. A group fills a profile whole,
+# and only one that has none of it, so no value ever sits beside one it may contradict.
 LOCATION_PAIR = ("country", "timezone")
+NAME_PAIR = ("firstName", "lastName")
+PLACE = ("city", "latitude", "longitude")
+GROUPS = (LOCATION_PAIR, NAME_PAIR, PLACE)
+# The last contact: its channel and time move together, and only forwards.
+LAST_CONTACT = ("lastChannel", "lastSession")
 
 
 @dataclass(frozen=True, slots=True)
 class MergePlan:
-    """The source's contribution: values to fill, lists to union, the location pair."""
+    """The source's contribution: values to fill, lists to union, groups to fill whole."""
 
     fill: Mapping[str, Any] = field(default_factory=dict)
     union: Mapping[str, list[Any]] = field(default_factory=dict)
-    location: Mapping[str, Any] = field(default_factory=dict)
+    # Each names every member of one of GROUPS; a member the source lacks is None (see
+    # fill_group).
+    groups: tuple[Mapping[str, Any], ...] = ()
     # A manual merge of an identified source into an unidentified target carries the userId.
     user_id: str | None = None
     match_keys: tuple[str, ...] = ()
     # The identity keys the source holds: they count against the survivor's limit.
     keys: tuple[str, ...] = ()
+    # The source's last contact: it wins when it is later than the survivor's.
+    touch: Touch | None = None
 
 
 def plan_merge(source: Profile) -> MergePlan:
     fill: dict[str, Any] = {}
     union: dict[str, list[Any]] = {}
-    location: dict[str, Any] = {}
-    for name, value in source.properties.items():
-        if value is None:
-            continue
-        if name in LOCATION_PAIR:
-            location[name] = value
-        elif isinstance(value, list):
+    single, groups = split_groups(
+        {k: v for k, v in source.properties.items() if v is not None and k not in LAST_CONTACT}
+    )
+    for name, value in single.items():
+        if isinstance(value, list):
             union[name] = list(value)
         else:
             fill[name] = value
     return MergePlan(
         fill=fill,
         union=union,
-        location=location,
+        groups=groups,
         user_id=source.user_id,
         match_keys=source.match_keys,
         keys=source.keys,
+        touch=last_contact(source.properties),
     )
+
+
+def last_contact(properties: Mapping[str, Any]) -> Touch | None:
+    at = properties.get("lastSession")
+    if not isinstance(at, datetime):
+        return None
+    channel = properties.get("lastChannel")
+    return Touch(channel=channel if isinstance(channel, str) else "", at=at)
+
+
+def touched(properties: Mapping[str, Any], touch: Touch) -> dict[str, Any]:
+    """The properties after a contact: it moves the last contact only forwards."""
+    result = dict(properties)
+    current = properties.get("lastSession")
+    if not isinstance(current, datetime) or current <= touch.at:
+        result["lastSession"] = touch.at
+        result["lastChannel"] = touch.channel or None
+    return result
 
 
 def list_overflow(properties: Mapping[str, Any], plan: MergePlan, cap: int) -> str | None:
@@ -64,6 +93,29 @@ def list_overflow(properties: Mapping[str, Any], plan: MergePlan, cap: int) -> s
         if len(merged) > cap:
             return name
     return None
+
+
+def split_groups(
+    values: Mapping[str, Any],
+) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+    """The values outside every group, and each group they touch, naming all its members
+    (None for a member without a value)."""
+    single = {k: v for k, v in values.items() if not any(k in g for g in GROUPS)}
+    groups = tuple(
+        {name: values.get(name) for name in group}
+        for group in GROUPS
+        if any(values.get(name) is not None for name in group)
+    )
+    return single, groups
+
+
+def fill_group(properties: Mapping[str, Any], group: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties with the group's values, if they have none of its members (a member
+    without a value counts in that test and is not written); otherwise unchanged."""
+    result = dict(properties)
+    if not any(_present(result.get(name)) for name in group):
+        result.update({k: v for k, v in group.items() if v is not None})
+    return result
 
 
 def _present(value: Any) -> bool:
@@ -81,6 +133,8 @@ def apply_plan(properties: Mapping[str, Any], plan: MergePlan) -> dict[str, Any]
         merged = list(current) if isinstance(current, list) else []
         merged.extend(v for v in values if v not in merged)
         result[name] = merged
-    if plan.location and not any(_present(result.get(n)) for n in LOCATION_PAIR):
-        result.update(plan.location)
+    for group in plan.groups:
+        result = fill_group(result, group)
+    if plan.touch is not None:
+        result = touched(result, plan.touch)
     return result

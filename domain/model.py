@@ -106,6 +106,8 @@ class Profile:
     # The identity keys this profile holds or has reserved (the limit is enforced on this
     # list, inside the deciding write); the identity documents themselves are the truth.
     keys: tuple[str, ...] = ()
+    # A userId an identify reserved a place for and is about to record (see recovery).
+    user_id_claim: str | None = None
     # Lookup aid for merge suggestions (see domain.matching); a superset, re-checked on use.
     match_keys: tuple[str, ...] = ()
     # Set when the profile was read through an id that was merged into it.
@@ -137,12 +139,24 @@ class ProfileChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Touch:
+    """A contact with the person: it moves lastChannel and lastSession, never backwards."""
+
+    channel: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CaptureWrite:
-    """What one capture writes: values that replace, and auto-captured values that only fill."""
+    """What one capture writes: values that replace, and auto-captured values that only fill:
+    one by one, or as groups (each filled whole, and only if the profile has none of it)."""
 
     set: Mapping[str, Any]
     fill: Mapping[str, Any] = field(default_factory=dict)
+    # Each names every member of a group (domain.merge.GROUPS), None for those without a value.
+    fill_groups: tuple[Mapping[str, Any], ...] = ()
     match_keys: tuple[str, ...] = ()
+    touch: Touch | None = None
 
 
 @dataclass(frozen=True, slots=True)

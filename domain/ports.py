@@ -20,6 +20,7 @@ from domain.model import (
     Profile,
     ProfileChange,
     Segment,
+    Touch,
 )
 from domain.properties import PropertyDefinition
 
@@ -94,8 +95,11 @@ class ProfileStore(Protocol):
         profile_id: str,
         channel: Channel | None,
         now: datetime,
+        *,
+        unsettled: bool = False,
     ) -> Identity:
-        """Bind the key to the profile unless it is bound already; return the binding."""
+        """Bind the key to the profile unless it is bound already; return the binding. With
+        `unsettled`, the key is marked for recovery until `settle_record` clears the mark."""
         ...
 
     async def add_identity_channel(
@@ -107,7 +111,13 @@ class ProfileStore(Protocol):
         ...
 
     async def rebind_identity(
-        self, tenant: str, key: IdentityKey, from_profile: str, to_profile: str
+        self,
+        tenant: str,
+        key: IdentityKey,
+        from_profile: str,
+        to_profile: str,
+        *,
+        unsettled: bool = False,
     ) -> bool:
         """Move the key only while it is still bound to from_profile."""
         ...
@@ -178,13 +188,39 @@ class ProfileStore(Protocol):
         ...
 
     async def reserve_key(
-        self, tenant: str, profile_id: str, key: IdentityKey, max_identities: int
+        self,
+        tenant: str,
+        profile_id: str,
+        key: IdentityKey,
+        max_identities: int,
+        *,
+        claim_user_id: str | None = None,
     ) -> Profile | None:
         """Reserve a place for one more identity key on an active profile; None if it is not
-        active or already holds the maximum."""
+        active or already holds the maximum. With `claim_user_id`, the profile also records
+        that an identify is about to give it that userId (recovery settles the claim)."""
+        ...
+
+    async def drop_user_id_claim(self, tenant: str, profile_id: str, user_id: str) -> None: ...
+
+    async def settle_record(
+        self, tenant: str, kind: RecordKind, record_id: str, profile_id: str
+    ) -> None:
+        """Clear a record's unsettled mark, only while it is still on profile_id."""
+        ...
+
+    async def unsettled_records(
+        self, before: datetime, after: tuple[RecordKind, str] | None, limit: int
+    ) -> list[tuple[str, RecordKind, str, str]]:
+        """Records marked unsettled since before the cut-off, in a stable order after `after`:
+        (tenant, kind, record id, profile id)."""
         ...
 
     async def drop_key(self, tenant: str, profile_id: str, key: IdentityKey) -> None: ...
+
+    async def touch(self, tenant: str, profile_id: str, touch: Touch) -> Profile | None:
+        """Record a contact on an active profile (never moving it backwards)."""
+        ...
 
     async def fill_profile(
         self, tenant: str, profile_id: str, plan: MergePlan, now: datetime, list_cap: int
@@ -247,7 +283,7 @@ class ProfileStore(Protocol):
         ...
 
     async def refresh_event_summaries(
-        self, tenant: str, profile_id: str, names: Sequence[str]
+        self, tenant: str, profile_id: str, names: Sequence[str], touch: Touch | None = None
     ) -> Profile | None:
         """Recompute the named summaries from the profile's stored events and merge them in
         monotonically ($max count and last, $min first); None if the profile is not active.

@@ -25,9 +25,9 @@ MAX_LIST_ITEMS = 100
 MAX_LIST_ITEM_LENGTH = 256
 
 PROPERTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}$")
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(r"\d{2}:\d{2}:\d{2}")
+_COUNTRY = re.compile(r"[A-Za-z]{2}")
 _NAME_PUNCTUATION = frozenset(" -'\u2019")
 
 
@@ -225,7 +225,7 @@ def validate_value(definition: PropertyDefinition, value: Any, *, field: str) ->
         case PropertyType.TIME:
             text = _expect_string(name, field, value, "a time hh:mm:ss")
             try:
-                if not _TIME.match(text):
+                if not _TIME.fullmatch(text):
                     raise ValueError(text)
                 return time.fromisoformat(text).isoformat()
             except ValueError:
@@ -233,7 +233,7 @@ def validate_value(definition: PropertyDefinition, value: Any, *, field: str) ->
         case PropertyType.DATE:
             text = _expect_string(name, field, value, "a date YYYY-MM-DD")
             try:
-                if not _DATE.match(text):
+                if not _DATE.fullmatch(text):
                     raise ValueError(text)
                 return date.fromisoformat(text).isoformat()
             except ValueError:
@@ -306,7 +306,7 @@ def _validate_system_string(name: str, field: str, text: str) -> str:
             )
         return text.strip()
     if name == "country":
-        if not _COUNTRY.match(text):
+        if not _COUNTRY.fullmatch(text):
             raise _fail(name, field, "expects an ISO 3166-1 alpha-2 country code, e.g. IN")
         return text.upper()
     if name == "timezone" and not is_timezone(text):

@@ -8,7 +8,7 @@ from typing import Any
 
 from domain.definitions import Definitions
 from domain.errors import ValidationFailed
-from domain.identity import Channel, Identity, identity_key, user_id_key
+from domain.identity import Channel, Identity, identity_key, lookup_user_id, user_id_key
 from domain.lifecycle import Lifecycle
 from domain.model import Profile
 from domain.ports import Clock, ProfileQuery, ProfileStore
@@ -41,13 +41,14 @@ class ProfileReads:
         return await self._lifecycle.active(tenant, profile_id)
 
     async def profile_by_user_id(self, tenant: str, user_id: str) -> Profile | None:
-        if not user_id or len(user_id) > 256 or not is_text(user_id):
+        normal = lookup_user_id(user_id)
+        if normal is None:
             return None
-        binding = await self._store.find_identity(tenant, user_id_key(user_id))
+        binding = await self._store.find_identity(tenant, user_id_key(normal))
         if binding is None:
             return None
         profile = await self._lifecycle.active(tenant, binding.profile_id)
-        return profile if profile is not None and profile.user_id == user_id else None
+        return profile if profile is not None and profile.user_id == normal else None
 
     async def profile_by_identity(
         self, tenant: str, channel: Channel, sender_id: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,27 @@ _FIXED = ("id", "userId", "createdAt", "updatedAt")
 MAX_COLUMNS = 200
 
 
+# A spreadsheet reads a cell that begins with one of these as a formula (OWASP, CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A plain decimal number: a spreadsheet reads it as that number, never as a formula.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def neutralise(text: str) -> str:
+    """The text of a CSV cell, safe to open in a spreadsheet (OWASP's CSV injection advice).
+
+    A cell that begins with '=', '+', '-', '@', a tab or a carriage return gets a single quote
+    in front, so the spreadsheet shows it as text instead of running it as a formula. The one
+    exception is a cell that is a plain decimal number (an optional sign, digits, an optional
+    fraction and exponent): a negative NUMBER such as -5 or -1.5e-07, or a phone number in
+    E.164 such as +919876543210, is written as it is, since a spreadsheet can only read it as
+    that number. NDJSON is never changed: it is data, not a sheet.
+    """
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -43,7 +65,7 @@ def _cell(value: Any) -> str:
         return iso(value)
     if isinstance(value, list):
         return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    return neutralise(str(value))
 
 
 def _json(value: Any) -> Any:

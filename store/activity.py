@@ -7,7 +7,7 @@ duplicate key; a conversation's is `tenant|c|<conversation id>`, so a second cal
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -129,6 +129,8 @@ class MongoActivityStore:
     ) -> Conversation:
         key = conversation_key(tenant, conversation.id)
         changes: dict[str, Any] = {
+            # Written first, checked after: recovery finds it if its writer dies in between.
+            "unsettled": datetime.now(UTC),
             "status": conversation.status.value,
             "updatedAt": conversation.updated_at,
             "closedAt": conversation.closed_at,

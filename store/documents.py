@@ -147,6 +147,7 @@ def profile_from_doc(doc: Document) -> Profile:
         state=ProfileState(doc.get("state") or ProfileState.ACTIVE),
         birth=birth_from_doc(doc.get("birth")),
         keys=tuple(doc.get("keys") or ()),
+        user_id_claim=(doc.get("userIdClaim") or {}).get("value"),
         match_keys=tuple(doc.get("matchKeys") or ()),
     )
 

@@ -22,9 +22,11 @@ INDEXES: dict[str, list[IndexModel]] = {
             sparse=True,
         ),
         IndexModel([("tenant", ASCENDING), ("matchKeys", ASCENDING)], name="tenant_match_keys"),
+        IndexModel([("userIdClaim.at", ASCENDING)], name="user_id_claim", sparse=True),
     ],
     "identities": [
         IndexModel([("tenant", ASCENDING), ("profileId", ASCENDING)], name="tenant_profile"),
+        IndexModel([("unsettled", ASCENDING)], name="unsettled", sparse=True),
     ],
     "events": [
         IndexModel(
@@ -44,6 +46,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     "conversations": [
+        IndexModel([("unsettled", ASCENDING)], name="unsettled", sparse=True),
         IndexModel(
             [("tenant", ASCENDING), ("profileId", ASCENDING), ("startedAt", DESCENDING)],
             name="tenant_profile_start",

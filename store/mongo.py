@@ -25,6 +25,7 @@ from domain.model import (
     Profile,
     ProfileChange,
     ProfileState,
+    Touch,
 )
 from domain.ports import FoldOutcome, MergeLimits, ProfileQuery, RecordKind
 from domain.properties import PropertyDefinition
@@ -43,6 +44,7 @@ from store.pipelines import (
     change_pipeline,
     fold_pipeline,
     list_caps,
+    summaries_pipeline,
     values_update,
 )
 
@@ -70,6 +72,7 @@ def _tombstone(now: datetime) -> dict[str, Any]:
 
 
 _DUPLICATE_RETRIES = 5
+_KIND_ORDER = {RecordKind.CONVERSATION: 0, RecordKind.IDENTITY: 1}
 _EXPORT_BATCH = 200
 
 
@@ -105,6 +108,8 @@ class MongoProfileStore:
         profile_id: str,
         channel: Channel | None,
         now: datetime,
+        *,
+        unsettled: bool = False,
     ) -> Identity:
         doc: dict[str, Any] = {
             "_id": key.storage_id(tenant),
@@ -115,6 +120,8 @@ class MongoProfileStore:
             "channels": [channel.value] if channel else [],
             "createdAt": now,
         }
+        if unsettled:
+            doc["unsettled"] = now
         for _ in range(_DUPLICATE_RETRIES):
             try:
                 await self.identities.insert_one(doc)
@@ -137,11 +144,19 @@ class MongoProfileStore:
         await checkpoint("release_identity")
 
     async def rebind_identity(
-        self, tenant: str, key: IdentityKey, from_profile: str, to_profile: str
+        self,
+        tenant: str,
+        key: IdentityKey,
+        from_profile: str,
+        to_profile: str,
+        *,
+        unsettled: bool = False,
     ) -> bool:
+        change: dict[str, Any] = {"profileId": to_profile}
+        if unsettled:
+            change["unsettled"] = _now()
         result = await self.identities.update_one(
-            {"_id": key.storage_id(tenant), "profileId": from_profile},
-            {"$set": {"profileId": to_profile}},
+            {"_id": key.storage_id(tenant), "profileId": from_profile}, {"$set": change}
         )
         await checkpoint("rebind_identity")
         return bool(result.matched_count)
@@ -272,6 +287,7 @@ class MongoProfileStore:
                     "matchKeys": {"$each": _user_keys(user_id, values)},
                     "keys": user_id_key(user_id).storage_id(tenant),
                 },
+                "$unset": {"userIdClaim": ""},
             },
             return_document=ReturnDocument.AFTER,
         )
@@ -279,9 +295,20 @@ class MongoProfileStore:
         return profile_from_doc(doc) if doc else None
 
     async def reserve_key(
-        self, tenant: str, profile_id: str, key: IdentityKey, max_identities: int
+        self,
+        tenant: str,
+        profile_id: str,
+        key: IdentityKey,
+        max_identities: int,
+        *,
+        claim_user_id: str | None = None,
     ) -> Profile | None:
         sid = key.storage_id(tenant)
+        change: dict[str, Any] = {
+            "$addToSet": {"keys": sid, "matchKeys": {"$each": keys_of_identity(key)}}
+        }
+        if claim_user_id is not None:
+            change["$set"] = {"userIdClaim": {"value": claim_user_id, "at": _now()}}
         doc = await self.profiles.find_one_and_update(
             {
                 "_id": profile_id,
@@ -289,7 +316,7 @@ class MongoProfileStore:
                 **ACTIVE,
                 "$or": [{"keys": sid}, {f"keys.{max_identities - 1}": {"$exists": False}}],
             },
-            {"$addToSet": {"keys": sid, "matchKeys": {"$each": keys_of_identity(key)}}},
+            change,
             return_document=ReturnDocument.AFTER,
         )
         await checkpoint("reserve_key")
@@ -311,6 +338,36 @@ class MongoProfileStore:
             guard, fold_pipeline(plan, None, now), return_document=ReturnDocument.AFTER
         )
         return profile_from_doc(doc) if doc else None
+
+    async def drop_user_id_claim(self, tenant: str, profile_id: str, user_id: str) -> None:
+        await self.profiles.update_one(
+            {"_id": profile_id, "tenant": tenant, "userIdClaim.value": user_id},
+            {"$unset": {"userIdClaim": ""}},
+        )
+
+    async def settle_record(
+        self, tenant: str, kind: RecordKind, record_id: str, profile_id: str
+    ) -> None:
+        await self._records(kind).update_one(
+            {"_id": record_id, "tenant": tenant, "profileId": profile_id},
+            {"$unset": {"unsettled": ""}},
+        )
+
+    async def unsettled_records(
+        self, before: datetime, after: tuple[RecordKind, str] | None, limit: int
+    ) -> list[tuple[str, RecordKind, str, str]]:
+        found: list[tuple[str, RecordKind, str, str]] = []
+        for kind in (RecordKind.CONVERSATION, RecordKind.IDENTITY):
+            if after is not None and _KIND_ORDER[kind] < _KIND_ORDER[after[0]]:
+                continue
+            query: dict[str, Any] = {"unsettled": {"$lte": before}}
+            if after is not None and after[0] is kind:
+                query["_id"] = {"$gt": after[1]}
+            cursor = self._records(kind).find(query).sort("_id", 1).limit(limit - len(found))
+            found.extend([(d["tenant"], kind, d["_id"], d["profileId"]) async for d in cursor])
+            if len(found) >= limit:
+                break
+        return found
 
     async def update_profile(
         self, tenant: str, profile_id: str, change: ProfileChange, now: datetime, list_cap: int
@@ -441,20 +498,23 @@ class MongoProfileStore:
         return [row async for row in self.events.aggregate(pipeline)]
 
     async def refresh_event_summaries(
-        self, tenant: str, profile_id: str, names: Sequence[str]
+        self, tenant: str, profile_id: str, names: Sequence[str], touch: Touch | None = None
     ) -> Profile | None:
         rows = await self._summaries(tenant, profile_id, names)
-        update: dict[str, Any] = {"$set": {"updatedAt": _now()}}
-        if rows:
-            update["$max"] = {f"events.{r['_id']}.count": r["count"] for r in rows}
-            update["$max"].update({f"events.{r['_id']}.last": r["last"] for r in rows})
-            update["$min"] = {f"events.{r['_id']}.first": r["first"] for r in rows}
         doc = await self.profiles.find_one_and_update(
             {"_id": profile_id, "tenant": tenant, **ACTIVE},
-            update,
+            summaries_pipeline(rows, touch, _now()),
             return_document=ReturnDocument.AFTER,
         )
         await checkpoint("refresh_event_summaries")
+        return profile_from_doc(doc) if doc else None
+
+    async def touch(self, tenant: str, profile_id: str, touch: Touch) -> Profile | None:
+        doc = await self.profiles.find_one_and_update(
+            {"_id": profile_id, "tenant": tenant, **ACTIVE},
+            capture_pipeline(tenant, CaptureWrite(set={}, touch=touch), _now()),
+            return_document=ReturnDocument.AFTER,
+        )
         return profile_from_doc(doc) if doc else None
 
     # ----- merges ------------------------------------------------------------------
@@ -604,9 +664,12 @@ class MongoProfileStore:
     async def unfinished(
         self, tenant: str | None, before: datetime, after: str | None, limit: int
     ) -> list[Profile]:
+        under_way = [PENDING, ProfileState.MERGING.value, ProfileState.ERASING.value]
         query: dict[str, Any] = {
-            "state": {"$in": [PENDING, ProfileState.MERGING.value, ProfileState.ERASING.value]},
-            "stateAt": {"$lte": before},
+            "$or": [
+                {"state": {"$in": under_way}, "stateAt": {"$lte": before}},
+                {"userIdClaim.at": {"$lte": before}},
+            ]
         }
         if tenant is not None:
             query["tenant"] = tenant

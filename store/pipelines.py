@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from domain.merge import LOCATION_PAIR, MergePlan
-from domain.model import CaptureWrite, MergeRecord, ProfileChange
+from domain.merge import MergePlan
+from domain.model import CaptureWrite, MergeRecord, ProfileChange, Touch
 from store.documents import record_to_doc
 
 Stage = dict[str, Any]
@@ -31,6 +31,17 @@ def _present(name: str) -> dict[str, Any]:
 
 def _fill(name: str, value: Any) -> dict[str, Any]:
     return {"$ifNull": [_field(name), lit(value)]}
+
+
+def _fill_group(stage: Stage, group: Mapping[str, Any]) -> None:
+    """The group's values, each written only if the profile has none of the group's members
+    (a member without a value counts in that test and is not written: see merge.fill_group)."""
+    has_any = {"$or": [_present(name) for name in group]}
+    for name, value in group.items():
+        if value is not None:
+            # A member the profile lacks stays absent (not null) when the group is not filled.
+            absent = {"$cond": [has_any, "$$REMOVE", lit(value)]}
+            stage[f"props.{name}"] = {"$cond": [_present(name), _field(name), absent]}
 
 
 def _list(name: str) -> dict[str, Any]:
@@ -61,6 +72,17 @@ def _union(name: str, values: Sequence[Any]) -> dict[str, Any]:
     return _append_new(_field(name), values)
 
 
+def _touch(stage: Stage, touch: Touch | None) -> None:
+    """The last contact moves only forwards: channel and time together (see merge.touched)."""
+    if touch is None:
+        return
+    current = {"$ifNull": ["$props.lastSession", None]}
+    newer = {"$or": [{"$eq": [current, None]}, {"$lte": [current, lit(touch.at)]}]}
+    channel = lit(touch.channel or None)
+    stage["props.lastSession"] = {"$cond": [newer, lit(touch.at), "$props.lastSession"]}
+    stage["props.lastChannel"] = {"$cond": [newer, channel, "$props.lastChannel"]}
+
+
 def _match_keys(stage: Stage, keys: Sequence[str]) -> None:
     if keys:
         stage["matchKeys"] = _append_new("$matchKeys", keys)
@@ -69,6 +91,8 @@ def _match_keys(stage: Stage, keys: Sequence[str]) -> None:
 def capture_pipeline(tenant: str, write: CaptureWrite, now: datetime) -> list[Stage]:
     stage: Stage = {f"props.{k}": lit(v) for k, v in write.set.items()}
     stage.update({f"props.{k}": _fill(k, v) for k, v in write.fill.items()})
+    for group in write.fill_groups:
+        _fill_group(stage, group)
     stage.update(
         {
             "tenant": lit(tenant),
@@ -77,6 +101,7 @@ def capture_pipeline(tenant: str, write: CaptureWrite, now: datetime) -> list[St
         }
     )
     _match_keys(stage, write.match_keys)
+    _touch(stage, write.touch)
     # A first write to a profile being born is its activation.
     return [{"$set": stage}, {"$unset": ["state", "stateAt", "birth"]}]
 
@@ -107,13 +132,12 @@ def fold_pipeline(plan: MergePlan, record: MergeRecord | None, now: datetime) ->
     appended to the history (without one, it is an identify's values filling a profile)."""
     stage: Stage = {f"props.{k}": _fill(k, v) for k, v in plan.fill.items()}
     stage.update({f"props.{k}": _union(k, v) for k, v in plan.union.items()})
-    if plan.location:
-        has_location = {"$or": [_present(n) for n in LOCATION_PAIR]}
-        for name, value in plan.location.items():
-            stage[f"props.{name}"] = {"$cond": [has_location, _field(name), lit(value)]}
+    for group in plan.groups:
+        _fill_group(stage, group)
     if plan.user_id is not None:
         stage["userId"] = {"$ifNull": ["$userId", lit(plan.user_id)]}
     _match_keys(stage, plan.match_keys)
+    _touch(stage, plan.touch)
     if plan.keys:
         stage["keys"] = _append_new("$keys", plan.keys)
     if record is not None:
@@ -136,3 +160,19 @@ def list_caps(additions: Mapping[str, Sequence[Any]], cap: int) -> dict[str, Any
         for name, values in additions.items()
     ]
     return sizes[0] if len(sizes) == 1 else {"$and": sizes}
+
+
+def summaries_pipeline(
+    rows: Sequence[Mapping[str, Any]], touch: Touch | None, now: datetime
+) -> list[Stage]:
+    """Event summaries recomputed from the stored events, merged in monotonically (the larger
+    count and last time, the earlier first time), so concurrent refreshes converge; and the
+    contact the event was, if it came from a channel."""
+    stage: Stage = {"updatedAt": lit(now)}
+    for row in rows:
+        path = f"events.{row['_id']}"
+        stage[f"{path}.count"] = {"$max": [f"${path}.count", lit(row["count"])]}
+        stage[f"{path}.last"] = {"$max": [f"${path}.last", lit(row["last"])]}
+        stage[f"{path}.first"] = {"$min": [f"${path}.first", lit(row["first"])]}
+    _touch(stage, touch)
+    return [{"$set": stage}]

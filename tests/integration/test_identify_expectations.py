@@ -33,13 +33,13 @@ async def test_identify_that_merges_fills_the_survivor_without_overriding_it(api
     await api.ok(CAPTURE, capture_input("WEB", "visitor", {"gender": "f"}))
 
     merged = await _identify(
-        api, "WEB", "visitor", "u1", firstName="Typed", lastName="Rao", tags=["web"]
+        api, "WEB", "visitor", "u1", firstName="Typed", language="hi", tags=["web"]
     )
 
     assert merged["outcome"] == "MERGED"
     profile = merged["profile"]
     assert profile["firstName"] == "Asha"  # kept, not replaced by the identify's value
-    assert profile["lastName"] == "Rao"  # filled
+    assert profile["properties"]["language"] == "hi"  # filled
     assert profile["tags"] == ["vip", "web"]  # unioned
     assert profile["properties"]["gender"] == "f"
 
@@ -48,11 +48,11 @@ async def test_identify_that_switches_fills_the_profile_without_overriding_it(ap
     await _identify(api, "API", "crm-1", "u1", firstName="Asha")
     await _identify(api, "WEB", "laptop", "u2", firstName="Kim")
 
-    switched = await _identify(api, "WEB", "laptop", "u1", firstName="Typed", lastName="Rao")
+    switched = await _identify(api, "WEB", "laptop", "u1", firstName="Typed", language="hi")
 
     assert switched["outcome"] == "SWITCHED"
     assert switched["profile"]["firstName"] == "Asha"
-    assert switched["profile"]["lastName"] == "Rao"
+    assert switched["profile"]["properties"]["language"] == "hi"
 
 
 async def test_a_never_seen_sender_with_a_known_user_id_joins_its_profile(api: Api) -> None:

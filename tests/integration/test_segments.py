@@ -158,9 +158,10 @@ async def test_property_operators(api: Api) -> None:
     assert await _users(
         api, {"property": {"name": "renewal", "op": "LT", "value": "2024-02-01"}}
     ) == ["a"]
+    # c gave no lastSession: its identify was its last contact, just now.
     assert await _users(
         api, {"property": {"name": "lastSession", "op": "WITHIN_LAST_DAYS", "value": 7}}
-    ) == ["a"]
+    ) == ["a", "c"]
     assert await _users(api, {"tag": "beta"}) == ["a", "c"]
     assert await _users(api, {"property": {"name": "tags", "op": "CONTAINS", "value": "vip"}}) == [
         "a"

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import BlockedIdentifier, ValidationFailed
-from domain.identity import Channel, IdentityType, identity_key
+from domain.identity import (
+    Channel,
+    IdentityType,
+    identity_key,
+    lookup_user_id,
+    normalise_user_id,
+)
 
 
 def test_whatsapp_sms_and_voice_share_one_phone_key() -> None:
@@ -54,6 +60,36 @@ def test_placeholder_values_are_blocked(value: str) -> None:
         identity_key(Channel.WEB, value)
 
 
-def test_a_web_sender_with_a_separator_is_refused() -> None:
+def test_a_sender_may_hold_a_bar_since_a_storage_id_ends_with_the_value() -> None:
+    assert identity_key(Channel.WEB, "a|b").storage_id("acme") == "acme|VISITOR|a|b"
+
+
+def test_a_web_sender_with_white_space_is_refused() -> None:
     with pytest.raises(ValidationFailed):
-        identity_key(Channel.WEB, "a|b")
+        identity_key(Channel.WEB, "a b")
+
+
+@pytest.mark.parametrize(
+    "sender", ["Kim.X@Example.com", " x|y@example.com", "Zoe\u0308@example.com", "a+b@gmail.com"]
+)
+def test_an_email_senders_address_is_already_a_user_id_in_normal_form(sender: str) -> None:
+    address = identity_key(Channel.EMAIL, sender).value
+    assert normalise_user_id(address) == address
+
+
+def test_a_user_id_that_is_not_an_email_keeps_its_case_and_its_bars() -> None:
+    assert normalise_user_id("CRM|Kim-42") == "CRM|Kim-42"
+    assert normalise_user_id("kim@localhost") == "kim@localhost"  # not a deliverable address
+
+
+@pytest.mark.parametrize("value", ["\t", " null ", "NULL", "0000"])
+def test_a_placeholder_user_id_is_blocked_before_any_other_rule(value: str) -> None:
+    with pytest.raises(BlockedIdentifier):
+        normalise_user_id(value)
+
+
+@pytest.mark.parametrize("value", ["u\u200b", "u\ufeff", "u\x85v", " u", "u ", "u" * 257])
+def test_a_user_id_that_cannot_be_is_refused_and_looked_up_as_none(value: str) -> None:
+    with pytest.raises(ValidationFailed):
+        normalise_user_id(value)
+    assert lookup_user_id(value) is None

@@ -56,7 +56,24 @@ def test_country_and_timezone_are_both_copied_when_the_survivor_has_neither() ->
 
 
 def test_the_plan_depends_on_the_source_only() -> None:
-    plan = plan_merge(_profile({"firstName": "A", "tags": ["t"], "country": "IN"}))
-    assert dict(plan.fill) == {"firstName": "A"}
+    plan = plan_merge(_profile({"gender": "f", "tags": ["t"], "country": "IN", "firstName": "A"}))
+    assert dict(plan.fill) == {"gender": "f"}
     assert dict(plan.union) == {"tags": ["t"]}
-    assert dict(plan.location) == {"country": "IN"}
+    assert plan.groups == (
+        {"country": "IN", "timezone": None},
+        {"firstName": "A", "lastName": None},
+    )
+
+
+def test_first_and_last_names_move_together_or_not_at_all() -> None:
+    source = {"firstName": "Johnny", "lastName": "Doe"}
+    assert _merge({"firstName": "John"}, source) == {"firstName": "John"}
+    assert _merge({"lastName": "Roe"}, {"firstName": "Johnny"}) == {"lastName": "Roe"}
+    assert _merge({"gender": "m"}, source) == {"gender": "m", **source}
+
+
+def test_a_city_moves_with_its_coordinates_or_not_at_all() -> None:
+    source = {"city": "Mumbai", "latitude": 19.076, "longitude": 72.8777}
+    assert _merge({"city": "Delhi"}, source) == {"city": "Delhi"}
+    assert _merge({"latitude": 28.6}, source) == {"latitude": 28.6}
+    assert _merge({}, source) == source
