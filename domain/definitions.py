@@ -13,6 +13,7 @@ from domain.errors import (
     ValidationFailed,
 )
 from domain.filters import Filter, parse_filter
+from domain.identity import lookup_user_id
 from domain.ports import Clock, ProfileStore
 from domain.properties import (
     READ_ONLY,
@@ -123,7 +124,8 @@ class Definitions:
             path = f"{field}.{check_key_text(str(name), field=field)}"
             check_property_name(str(name), field=path)
             if name == "userId":
-                if value != current_user_id:
+                same = isinstance(value, str) and lookup_user_id(value) == current_user_id
+                if current_user_id is None or not same:
                     raise UserIdImmutable(
                         "userId cannot be written as a property: it is set once by identify "
                         "and never changes",

@@ -80,7 +80,10 @@ def touched(properties: Mapping[str, Any], touch: Touch) -> dict[str, Any]:
     current = properties.get("lastSession")
     if not isinstance(current, datetime) or current <= touch.at:
         result["lastSession"] = touch.at
-        result["lastChannel"] = touch.channel or None
+        if touch.channel:
+            result["lastChannel"] = touch.channel
+        else:
+            result.pop("lastChannel", None)
     return result
 
 

@@ -78,9 +78,10 @@ def _touch(stage: Stage, touch: Touch | None) -> None:
         return
     current = {"$ifNull": ["$props.lastSession", None]}
     newer = {"$or": [{"$eq": [current, None]}, {"$lte": [current, lit(touch.at)]}]}
-    channel = lit(touch.channel or None)
+    channel = lit(touch.channel) if touch.channel else "$$REMOVE"
+    kept = {"$cond": [_present("lastChannel"), "$props.lastChannel", "$$REMOVE"]}
     stage["props.lastSession"] = {"$cond": [newer, lit(touch.at), "$props.lastSession"]}
-    stage["props.lastChannel"] = {"$cond": [newer, channel, "$props.lastChannel"]}
+    stage["props.lastChannel"] = {"$cond": [newer, channel, kept]}
 
 
 def _match_keys(stage: Stage, keys: Sequence[str]) -> None:

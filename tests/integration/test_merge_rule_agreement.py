@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from itertools import count
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -73,11 +72,6 @@ async def _fold(
     return folded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the last-contact rule (_touch) writes lastChannel: null where apply_plan leaves it "
-    "absent, when the survivor's later lastSession has no lastChannel",
-)
 async def test_the_last_contact_rule_agrees_too(api: Api) -> None:
     survivor = {"lastSession": T0.replace(minute=1)}
     source = {"lastSession": T0, "lastChannel": "SMS"}
