@@ -15,12 +15,12 @@ from graphql import ASTValidationRule
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from strawberry.asgi import GraphQL
+from starlette.routing import BaseRoute, Route
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -48,6 +48,8 @@ from server.auth import Authenticator, key_from_headers
 from server.config import Settings
 from server.export import export_endpoint
 from server.geo import GeoIP
+from server.graphiql import SecurityHeaders, graphiql_assets, home
+from server.graphql_http import GraphQLHTTP
 from server.observability import (
     BodySizeLimit,
     CommandMetrics,
@@ -56,6 +58,7 @@ from server.observability import (
     request_logger,
 )
 from server.ratelimit import RateLimiter
+from server.refusals import http_refusal
 from store.activity import MongoActivityStore
 from store.client import open_client, ping
 from store.embedded import EmbeddedMongo
@@ -87,7 +90,7 @@ class Runtime:
     limiter: RateLimiter
 
 
-class _GraphQL(GraphQL[Context, None]):
+class _GraphQL(GraphQLHTTP):
     def __init__(self, runtime: _RuntimeHolder, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._runtime = runtime
@@ -192,7 +195,10 @@ def create_app(
         ready = await ping(holder.get().client)
         return JSONResponse({"database": "ok" if ready else "unreachable"}, 200 if ready else 503)
 
-    middleware = [Middleware(BodySizeLimit, limit=settings.max_body_bytes)]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(BodySizeLimit, limit=settings.max_body_bytes),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -202,15 +208,20 @@ def create_app(
                 allow_headers=["Authorization", "Content-Type", "X-API-Key"],
             )
         )
+    routes: list[BaseRoute] = [
+        Route("/", home(settings.graphiql_enabled)),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", prometheus),
+        Route("/graphql", graphql),
+        Route("/export", export_endpoint(authenticate, export_services)),
+    ]
+    if settings.graphiql_enabled:
+        routes.append(graphiql_assets())
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", prometheus),
-            Route("/graphql", graphql),
-            Route("/export", export_endpoint(authenticate, export_services)),
-        ],
+        routes=routes,
         middleware=middleware,
+        exception_handlers={HTTPException: http_refusal},
         lifespan=lifespan,
     )
     app.state.runtime = holder

@@ -17,6 +17,7 @@ from strawberry.extensions import SchemaExtension
 
 from domain.errors import RateLimited
 from domain.model import MergeTrigger
+from server.refusals import RefusalCode, refusal_body
 
 request_log = logging.getLogger("profile360.requests")
 
@@ -171,16 +172,7 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(send: Any, limit: int) -> None:
-    body = json.dumps(
-        {
-            "errors": [
-                {
-                    "message": f"Request body is larger than {limit} bytes",
-                    "extensions": {"code": "VALIDATION_FAILED"},
-                }
-            ]
-        }
-    ).encode()
+    body = refusal_body(f"Request body is larger than {limit} bytes", RefusalCode.PAYLOAD_TOO_LARGE)
     await send(
         {
             "type": "http.response.start",

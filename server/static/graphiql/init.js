@@ -1,0 +1,35 @@
+// profile360's GraphiQL: started from a served file, so the page needs no inline script.
+"use strict";
+
+(function () {
+  var DEFAULT_QUERY = [
+    "# profile360. Put your API key in Headers",
+    "# below: Authorization: Bearer p360_…",
+    "# (or X-API-Key). The schema is in the",
+    "# docs pane (the book icon).",
+    "",
+    "query PropertyDefinitions {",
+    "  propertyDefinitions {",
+    "    name",
+    "    type",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+
+  var DEFAULT_HEADERS = '{\n  "Authorization": "Bearer <your API key>"\n}\n';
+
+  var container = document.getElementById("graphiql");
+  // The page is served at the GraphQL endpoint itself, so its own path is the endpoint.
+  var fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+  ReactDOM.createRoot(container).render(
+    React.createElement(GraphiQL, {
+      fetcher: fetcher,
+      defaultQuery: DEFAULT_QUERY,
+      defaultHeaders: DEFAULT_HEADERS,
+      defaultEditorToolsVisibility: "headers",
+      // Keys stay out of localStorage: they are typed (or pasted) for each session.
+      shouldPersistHeaders: false,
+    }),
+  );
+})();
