@@ -16,7 +16,7 @@ for c in $$(ls -d "$$root"/versions/3.1[3-9]*/bin/python3 2>/dev/null | sort -rV
 exit 1
 endef
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench assets clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# GraphiQL's vendored browser assets: re-download the pinned npm versions and verify them
+# against server/static/graphiql/assets.json (ASSETS_ARGS=--check: offline; --update: record a bump).
+assets: $(STAMP)
+	$(PY) -m scripts.graphiql_assets $(ASSETS_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,7 +3,6 @@ before execution (method, content type, JSON, batching) in GraphQL's JSON shape 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cross_web import HTTPException
@@ -48,6 +47,19 @@ class GraphQLHTTP(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         return graphiql_page()
 
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            decoded = self.decode_json(data)
+        except ValueError as error:  # not JSON, or not UTF-8
+            raise Refused(400, RefusalCode.BAD_REQUEST, f"Malformed JSON: {error}") from error
+        if not isinstance(decoded, dict | list):
+            raise Refused(
+                400,
+                RefusalCode.BAD_REQUEST,
+                'Expected a JSON object such as {"query": "...", "variables": {...}}',
+            )
+        return decoded
+
     def _validate_batch_request(
         self, request_data: list[GraphQLRequestData], protocol: Any
     ) -> None:
@@ -83,8 +95,6 @@ def _refusal_for(request: Request, error: HTTPException) -> Refused:
                 {"Allow": "POST"},
             )
         return Refused(400, RefusalCode.BAD_REQUEST, cause.as_http_error_reason(request.method))
-    if isinstance(cause, json.JSONDecodeError):
-        return Refused(400, RefusalCode.BAD_REQUEST, f"The request body is not valid JSON: {cause}")
     if error.status_code == 405:
         return Refused(405, RefusalCode.METHOD_NOT_ALLOWED, error.reason, {"Allow": "GET, POST"})
     return Refused(error.status_code, code_for_status(error.status_code), error.reason)

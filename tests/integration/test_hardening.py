@@ -85,31 +85,7 @@ async def test_a_circular_fragment_is_refused(api: Api, commands: CommandCounter
     assert "fragment" in error["message"].lower()
 
 
-async def test_an_oversized_body_is_refused_with_413(api: Api, commands: CommandCounter) -> None:
-    key = await api.key()
-    commands.reset()
-    payload = json.dumps({"query": "{ propertyDefinitions { name } }", "pad": "x" * 300_000})
-    response = await api.http.post(
-        "/graphql",
-        content=payload,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    assert response.status_code == 413
-    assert response.json()["errors"][0]["extensions"]["code"] == "VALIDATION_FAILED"
-    assert commands.names == []
-
-
-async def test_a_mutation_over_get_is_refused(api: Api, commands: CommandCounter) -> None:
-    key = await api.key()
-    await api.post("{ propertyDefinitions { name } }")  # the key is checked and cached
-    commands.reset()
-    mutation = 'mutation { defineProperty(input: {name: "x", type: STRING}) { name } }'
-    response = await api.http.get(
-        "/graphql", params={"query": mutation}, headers={"Authorization": f"Bearer {key}"}
-    )
-    assert response.status_code in (400, 405)
-    assert "mutation" in response.text.lower()
-    assert commands.names == []
+# Refusals outside GraphQL (413, GET mutations, batching, JSON, content type): test_refusals.py
 
 
 @pytest.fixture
