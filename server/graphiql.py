@@ -4,6 +4,7 @@ Policy that allows only the service's own origin; and the landing page at `/`.""
 from __future__ import annotations
 
 import html
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ GRAPHQL_PATH = "/graphql"
 # - object-src, base-uri and frame-ancestors are closed: nothing needs them, and framing the
 #   console would invite clickjacking.
 # No 'unsafe-inline' and no 'unsafe-eval': the page has no inline script (init.js is a served
-# file) and GraphiQL's bundle needs no eval.
+# file) and GraphiQL's bundle needs no eval. The page's own response adds one style nonce (see
+# graphiql_page).
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
@@ -69,9 +71,16 @@ def wants_html(request: Any) -> bool:
 
 
 def graphiql_page() -> Response:
+    """The page, with a fresh style nonce: GraphiQL's dialogs (settings, shortcuts) add a <style>
+    element to lock scrolling behind them, which `style-src 'self'` alone would block. The
+    nonce allows those elements and nothing else (scripts stay 'self' only); init.js hands it
+    to the bundle as `__webpack_nonce__`, where the dialog code looks for one."""
+    nonce = secrets.token_urlsafe(16)
     # Read per request: small, and a `make assets` refresh shows without a restart.
+    page = (STATIC_DIR / "index.html").read_text().replace("__STYLE_NONCE__", nonce)
+    policy = f"{CONTENT_SECURITY_POLICY}; style-src 'self' 'nonce-{nonce}'"
     return HTMLResponse(
-        (STATIC_DIR / "index.html").read_text(), headers={"Cache-Control": "no-cache"}
+        page, headers={"Cache-Control": "no-store", "Content-Security-Policy": policy}
     )
 
 

@@ -16,6 +16,7 @@ from domain.access import Role
 from scripts.graphiql_assets import check, load_manifest
 from server.config import Settings
 from server.geo import GeoIP
+from server.graphiql import CONTENT_SECURITY_POLICY
 from tests.conftest import Api, CommandCounter, running
 from tests.integration.queries import CAPTURE, capture_input
 
@@ -195,6 +196,12 @@ async def test_graphiql_is_the_services_own_page_under_a_same_origin_policy(api:
     assert page.headers["content-type"].startswith("text/html")
     policy = page.headers["content-security-policy"]
     assert "default-src 'self'" in policy
+    # Styles: 'self' and this response's nonce (GraphiQL's dialogs add one <style> with it).
+    nonce = re.search(r"style-src 'self' 'nonce-([\w-]+)'", policy)
+    assert nonce is not None, policy
+    assert f'data-style-nonce="{nonce[1]}"' in page.text
+    again = await api.http.get("/graphql", headers={"Accept": "text/html"})
+    assert nonce[1] not in again.headers["content-security-policy"]
     assert "unsafe-inline" not in policy
     assert "unsafe-eval" not in policy
     assert "http" not in policy  # no other origin is allowed
@@ -205,7 +212,7 @@ async def test_graphiql_is_the_services_own_page_under_a_same_origin_policy(api:
     for source in sources:
         asset = await api.http.get(f"/{source}")
         assert asset.status_code == 200, source
-        assert asset.headers["content-security-policy"] == policy
+        assert asset.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
 
 
 def test_every_vendored_asset_matches_the_checksum_in_its_manifest() -> None:

@@ -20,6 +20,9 @@
   var DEFAULT_HEADERS = '{\n  "Authorization": "Bearer <your API key>"\n}\n';
 
   var container = document.getElementById("graphiql");
+  // The page's style nonce (see server/graphiql.py): GraphiQL's dialogs tag the <style> they
+  // add with it, the only inline style the Content-Security-Policy lets through.
+  window.__webpack_nonce__ = container.dataset.styleNonce;
   // The page is served at the GraphQL endpoint itself, so its own path is the endpoint.
   var fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
   ReactDOM.createRoot(container).render(
