@@ -111,6 +111,10 @@ def refresh(manifest: dict[str, Any], *, update: bool, directory: Path = ASSETS_
     for target, data in staged.items():
         (directory / target).write_bytes(data)
     if update:
+        order = ("name", "version", "license", "integrity", "files")
+        manifest["packages"] = [
+            {key: package[key] for key in order} for package in manifest["packages"]
+        ]
         MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
