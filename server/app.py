@@ -17,7 +17,6 @@ from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -58,7 +57,7 @@ from server.observability import (
     request_logger,
 )
 from server.ratelimit import RateLimiter
-from server.refusals import http_refusal
+from server.refusals import JSONCORSMiddleware, http_refusal
 from store.activity import MongoActivityStore
 from store.client import open_client, ping
 from store.embedded import EmbeddedMongo
@@ -202,7 +201,7 @@ def create_app(
     if settings.cors_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                JSONCORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type", "X-API-Key"],

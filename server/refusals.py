@@ -8,7 +8,9 @@ import json
 from collections.abc import Mapping
 from enum import StrEnum
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -82,3 +84,20 @@ async def http_refusal(request: Request, exc: Exception) -> Response:
     else:
         message = exc.detail
     return Refused(exc.status_code, code_for_status(exc.status_code), message, headers).response()
+
+
+class JSONCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, with its refused preflight (an origin, method or header not
+    allowed) in the same shape instead of text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
+        message = bytes(response.body).decode()
+        return Refused(response.status_code, RefusalCode.BAD_REQUEST, message, headers).response()

@@ -229,3 +229,21 @@ async def test_production_serves_neither_graphiql_nor_its_assets(production: Api
     assert "graphiql" not in page.text.lower()
     refusal(await api.http.get("/static/graphiql/graphiql.min.js"), 404, "NOT_FOUND")
     assert (await api.http.get("/")).json() == {"graphql": "/graphql", "graphiql": None}
+
+
+@pytest.fixture
+async def with_cors(settings: Settings, commands: CommandCounter, geo: GeoIP) -> AsyncIterator[Api]:
+    allowed = replace(settings, cors_origins=("https://app.example",))
+    async with running(allowed, commands, geo) as api:
+        yield api
+
+
+async def test_a_refused_cors_preflight_is_graphql_shaped(with_cors: Api) -> None:
+    def preflight(origin: str) -> dict[str, str]:
+        return {"Origin": origin, "Access-Control-Request-Method": "POST"}
+
+    ok = await with_cors.http.options("/graphql", headers=preflight("https://app.example"))
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == "https://app.example"
+    refused = await with_cors.http.options("/graphql", headers=preflight("https://evil.example"))
+    assert "origin" in refusal(refused, 400, "BAD_REQUEST")
