@@ -79,7 +79,7 @@ def _check_content_type(request: Request) -> None:
         raise Refused(
             415,
             RefusalCode.UNSUPPORTED_MEDIA_TYPE,
-            f"POST a JSON body with Content-Type: {_JSON} (got {media_type or 'none'})",
+            f"POST a JSON body with Content-Type: {_JSON} (got {media_type[:100] or 'none'})",
             {"Accept-Post": _JSON},
         )
 

@@ -79,6 +79,11 @@ def test_graphiql_runs_a_keyed_query_and_shows_the_docs_with_no_request_leaving_
             assert "UNAUTHENTICATED" not in response.inner_text()
             keyed = [r for r in requests if r.method == "POST" and r.url.endswith("/graphql")]
             assert any(r.headers.get("authorization") == f"Bearer {key}" for r in keyed)
+            # History keeps the query, never the key (GraphiQL's own history would).
+            page.wait_for_function("(localStorage.getItem('graphiql:queries') || '').length > 0")
+            stored = page.evaluate("JSON.stringify(window.localStorage)")
+            assert "PropertyDefinitions" in stored
+            assert key not in stored, "the API key was saved in the browser's storage"
 
             page.get_by_label("Show Documentation Explorer").click()
             docs = page.locator(".graphiql-doc-explorer")

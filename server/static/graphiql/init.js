@@ -19,6 +19,48 @@
 
   var DEFAULT_HEADERS = '{\n  "Authorization": "Bearer <your API key>"\n}\n';
 
+  // GraphiQL's history saves each query it runs with its headers, whatever shouldPersistHeaders
+  // says. This storage writes those records without headers, so an API key never lands in
+  // localStorage; everything else is stored as GraphiQL stores it.
+  var WITHOUT_HEADERS = ["graphiql:queries", "graphiql:favorites", "graphiql:tabState"];
+  var PREFIX = "graphiql:";
+  function withoutHeaders(key, value) {
+    if (WITHOUT_HEADERS.indexOf(key) < 0) {
+      return value;
+    }
+    try {
+      return JSON.stringify(JSON.parse(value), function (name, item) {
+        return name === "headers" ? null : item;
+      });
+    } catch (notJson) {
+      return value;
+    }
+  }
+  function ownKeys() {
+    return Object.keys(window.localStorage).filter(function (key) {
+      return key.indexOf(PREFIX) === 0;
+    });
+  }
+  var storage = {
+    getItem: function (key) {
+      return window.localStorage.getItem(key);
+    },
+    setItem: function (key, value) {
+      window.localStorage.setItem(key, withoutHeaders(key, value));
+    },
+    removeItem: function (key) {
+      window.localStorage.removeItem(key);
+    },
+    get length() {
+      return ownKeys().length;
+    },
+    clear: function () {
+      ownKeys().forEach(function (key) {
+        window.localStorage.removeItem(key);
+      });
+    },
+  };
+
   var container = document.getElementById("graphiql");
   // The page's style nonce (see server/graphiql.py): GraphiQL's dialogs tag the <style> they
   // add with it, the only inline style the Content-Security-Policy lets through.
@@ -33,6 +75,7 @@
       defaultEditorToolsVisibility: "headers",
       // Keys stay out of localStorage: they are typed (or pasted) for each session.
       shouldPersistHeaders: false,
+      storage: storage,
     }),
   );
 })();
