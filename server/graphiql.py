@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def graphiql_assets() -> Mount:
     return Mount(ASSETS_PATH, app=StaticFiles(directory=STATIC_DIR), name="graphiql-assets")
 
 
-def home(graphiql_enabled: bool) -> Any:
+def home(graphiql_enabled: bool) -> Callable[[Request], Awaitable[Response]]:
     """`GET /`: where the API is (and GraphiQL, when it is on), as a page or as JSON."""
 
     async def endpoint(request: Request) -> Response:
