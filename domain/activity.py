@@ -8,6 +8,7 @@ recovery) or many concurrent retries all leave the exact count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -188,25 +189,58 @@ class ActivityService:
         first: int,
         after: tuple[datetime, str] | None,
     ) -> EventPage:
+        pages = await self.event_histories(tenant, [profile_id], name, first, after)
+        return pages[profile_id]
+
+    async def event_histories(
+        self,
+        tenant: str,
+        profile_ids: Sequence[str],
+        name: str | None,
+        first: int,
+        after: tuple[datetime, str] | None,
+    ) -> dict[str, EventPage]:
+        """The same page of events for each profile, in one query for all of them."""
         _check_page(first)
         if name is not None:
             check_event_name(name, field="name")
-        rows = await self._activity.event_history(tenant, profile_id, name, after, first + 1)
-        return EventPage(rows[:first], len(rows) > first)
+        if not profile_ids:
+            return {}
+        rows = await self._activity.event_pages(tenant, profile_ids, name, after, first + 1)
+        pages: dict[str, EventPage] = {}
+        for profile_id in profile_ids:
+            events = rows.get(profile_id, [])
+            pages[profile_id] = EventPage(events[:first], len(events) > first)
+        return pages
 
     async def activity(
         self, tenant: str, profile_id: str, first: int, after: tuple[datetime, str] | None
     ) -> ActivityPage:
         """Events and conversations in one timeline, newest first (conversations by start)."""
+        return (await self.activities(tenant, [profile_id], first, after))[profile_id]
+
+    async def activities(
+        self,
+        tenant: str,
+        profile_ids: Sequence[str],
+        first: int,
+        after: tuple[datetime, str] | None,
+    ) -> dict[str, ActivityPage]:
+        """The same page of each profile's timeline, in one query for all of them."""
         _check_page(first)
-        events = await self._activity.event_history(tenant, profile_id, None, after, first + 1)
-        chats = await self._activity.conversations_of(tenant, profile_id, after, first + 1)
-        items: list[tuple[datetime, str, Event | Conversation]] = [
-            (e.occurred_at, e.id, e) for e in events
-        ]
-        items.extend((c.started_at, key, c) for key, c in chats)
-        items.sort(key=lambda item: (item[0], item[1]), reverse=True)
-        return ActivityPage(items[:first], len(items) > first)
+        if not profile_ids:
+            return {}
+        rows = await self._activity.activity_pages(tenant, profile_ids, after, first + 1)
+        pages: dict[str, ActivityPage] = {}
+        for profile_id in profile_ids:
+            found = rows.get(profile_id)
+            items: list[tuple[datetime, str, Event | Conversation]] = []
+            if found is not None:
+                items.extend((e.occurred_at, e.id, e) for e in found.events)
+                items.extend((c.started_at, key, c) for key, c in found.conversations)
+            items.sort(key=lambda item: (item[0], item[1]), reverse=True)
+            pages[profile_id] = ActivityPage(items[:first], len(items) > first)
+        return pages
 
     async def record_conversation(
         self,

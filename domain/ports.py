@@ -242,6 +242,10 @@ class ProfileStore(Protocol):
 
     async def count_profiles(self, tenant: str, query: ProfileQuery) -> int: ...
 
+    async def count_profiles_each(self, tenant: str, queries: Sequence[ProfileQuery]) -> list[int]:
+        """How many profiles each query covers, in one query for all of them."""
+        ...
+
     def iterate_profiles(self, tenant: str, query: ProfileQuery) -> AsyncIterator[Profile]:
         """Every matching profile, oldest first, fetched in batches (for export)."""
         ...
@@ -347,6 +351,15 @@ class ProfileStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ActivityRows:
+    """One profile's newest events and conversations, each conversation with its storage key
+    (for cursors)."""
+
+    events: list[Event]
+    conversations: list[tuple[str, Conversation]]
+
+
 class ActivityStore(Protocol):
     """Events and conversations."""
 
@@ -367,14 +380,16 @@ class ActivityStore(Protocol):
         """Events still pending since before the cut-off, in id order after `after`."""
         ...
 
-    async def event_history(
+    async def event_pages(
         self,
         tenant: str,
-        profile_id: str,
+        profile_ids: Sequence[str],
         name: str | None,
         after: tuple[datetime, str] | None,
         limit: int,
-    ) -> list[Event]: ...
+    ) -> Mapping[str, list[Event]]:
+        """Each profile's events newest first, at most `limit` each, in one query."""
+        ...
 
     async def upsert_conversation(
         self,
@@ -388,14 +403,15 @@ class ActivityStore(Protocol):
         key it came through (a detached identity takes its conversations along)."""
         ...
 
-    async def conversations_of(
+    async def activity_pages(
         self,
         tenant: str,
-        profile_id: str,
+        profile_ids: Sequence[str],
         after: tuple[datetime, str] | None,
         limit: int,
-    ) -> list[tuple[str, Conversation]]:
-        """Newest first by start time, with each conversation's storage key (for cursors)."""
+    ) -> Mapping[str, ActivityRows]:
+        """Each profile's newest events (by occurrence) and conversations (by start), at most
+        `limit` of each, in one query."""
         ...
 
 

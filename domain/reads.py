@@ -90,5 +90,10 @@ class ProfileReads:
     async def count(self, tenant: str, query: ProfileQuery) -> int:
         return await self._store.count_profiles(tenant, query)
 
+    async def counts(self, tenant: str, queries: Sequence[ProfileQuery]) -> list[int]:
+        if not queries:
+            return []
+        return await self._store.count_profiles_each(tenant, queries)
+
     def export(self, tenant: str, query: ProfileQuery) -> AsyncIterator[Profile]:
         return self._store.iterate_profiles(tenant, query)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import LimitExceeded, NotFound, ValidationFailed
@@ -108,6 +108,12 @@ class SegmentService:
 
     async def count(self, tenant: str, segment: Segment) -> int:
         return await self._profiles.count(tenant, await self.query(tenant, segment))
+
+    async def counts(self, tenant: str, segments: Sequence[Segment]) -> Sequence[int]:
+        """Each segment's count, in one query for all of them (plus one per windowed event
+        condition, as for a single count)."""
+        queries = [await self.query(tenant, segment) for segment in segments]
+        return await self._profiles.counts(tenant, queries)
 
     async def members(
         self, tenant: str, segment: Segment, first: int | None, after: str | None

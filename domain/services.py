@@ -129,6 +129,9 @@ class ProfileService:
     async def count(self, tenant: str, query: ProfileQuery) -> int:
         return await self.reads.count(tenant, query)
 
+    async def counts(self, tenant: str, queries: Sequence[ProfileQuery]) -> list[int]:
+        return await self.reads.counts(tenant, queries)
+
     def export(self, tenant: str, query: ProfileQuery) -> AsyncIterator[Profile]:
         return self.reads.export(tenant, query)
 

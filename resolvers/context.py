@@ -13,6 +13,11 @@ from domain.identity import Identity
 from domain.identity_management import IdentityManagement
 from domain.segments import SegmentService
 from domain.services import ProfileService
+from resolvers.loaders import (
+    ActivityByProfileLoader,
+    CountBySegmentLoader,
+    EventHistoryByProfileLoader,
+)
 from schema.context import Context, Loaders
 
 
@@ -47,7 +52,12 @@ def build_context(
         activity=activity,
         segments=segments,
         identity=identity,
-        loaders=Loaders(identities=IdentitiesByProfileLoader(services, tenant)),
+        loaders=Loaders(
+            identities=IdentitiesByProfileLoader(services, tenant),
+            event_history=EventHistoryByProfileLoader(activity),
+            activity=ActivityByProfileLoader(activity),
+            segment_count=CountBySegmentLoader(segments),
+        ),
         request=request,
         response=response,
     )

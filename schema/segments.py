@@ -8,7 +8,7 @@ from typing import Self
 import strawberry
 
 from domain import model as domain
-from schema.context import Info
+from schema.context import Info, SegmentCountKey
 from schema.cursors import profile_after
 from schema.scalars import JSON
 from schema.types import ProfileConnection
@@ -49,7 +49,9 @@ class Segment:
 
     @strawberry.field(description="How many profiles match now")
     async def count(self, info: Info) -> int:
-        return await info.context.segments.count(self._tenant, self._segment)
+        return await info.context.loaders.segment_count.load(
+            SegmentCountKey(self._tenant, self._segment)
+        )
 
     @strawberry.field(description="The profiles that match now, oldest first")
     async def members(

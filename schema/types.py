@@ -12,7 +12,7 @@ from domain import model
 from domain.identity import Identity as DomainIdentity
 from domain.properties import PropertyDefinition as DomainPropertyDefinition
 from schema.activity import ActivityConnection, Event, EventConnection
-from schema.context import Info
+from schema.context import ActivityKey, EventHistoryKey, Info
 from schema.cursors import encode_profile_cursor, time_after
 from schema.enums import Channel, IdentifyOutcome, IdentityType, MergeTrigger, PropertyType
 from schema.scalars import JSON, json_value, json_values
@@ -210,18 +210,18 @@ class Profile:
     async def event_history(
         self, info: Info, name: str | None = None, first: int = 20, after: str | None = None
     ) -> EventConnection:
-        page = await info.context.activity.event_history(
+        key = EventHistoryKey(
             self._profile.tenant, self._profile.id, name, first, time_after(after)
         )
+        page = await info.context.loaders.event_history.load(key)
         return EventConnection.from_page(page.events, page.has_next)
 
     @strawberry.field(description="Conversations and events in one timeline, newest first")
     async def activity(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> ActivityConnection:
-        page = await info.context.activity.activity(
-            self._profile.tenant, self._profile.id, first, time_after(after)
-        )
+        key = ActivityKey(self._profile.tenant, self._profile.id, first, time_after(after))
+        page = await info.context.loaders.activity.load(key)
         return ActivityConnection.from_page(page.items, page.has_next)
 
 

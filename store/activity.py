@@ -6,7 +6,7 @@ duplicate key; a conversation's is `tenant|c|<conversation id>`, so a second cal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from domain.events import (
     conversation_key,
 )
 from domain.identity import Channel
+from domain.ports import ActivityRows
 from store.documents import utc
 
 
@@ -59,12 +60,36 @@ def _before(after: tuple[datetime, str] | None, field: str) -> dict[str, Any]:
     return {"$or": [{field: {"$lt": at}}, {field: at, "_id": {"$lt": key}}]}
 
 
+def _profiles_among(tenant: str, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
+    return [
+        {"$match": {"_id": {"$in": list(profile_ids)}, "tenant": tenant}},
+        {"$project": {"_id": 1}},
+    ]
+
+
+def _newest(
+    collection: str, match: dict[str, Any], field: str, limit: int, into: str
+) -> dict[str, Any]:
+    """A profile's newest records of one collection: the join runs per profile on the
+    (tenant, profileId, time) index and stops after `limit`, however many records it has."""
+    return {
+        "$lookup": {
+            "from": collection,
+            "localField": "_id",
+            "foreignField": "profileId",
+            "pipeline": [{"$match": match}, {"$sort": {field: -1, "_id": -1}}, {"$limit": limit}],
+            "as": into,
+        }
+    }
+
+
 class MongoActivityStore:
     """Events and conversations."""
 
     def __init__(self, db: Any) -> None:
         self.events = db["events"]
         self.conversations = db["conversations"]
+        self.profiles = db["profiles"]
 
     async def insert_event(self, tenant: str, event: Event) -> tuple[Event, bool]:
         doc = {
@@ -102,23 +127,25 @@ class MongoActivityStore:
         cursor = self.events.find(query).sort("_id", 1).limit(limit)
         return [(doc["tenant"], _event(doc)) async for doc in cursor]
 
-    async def event_history(
+    async def event_pages(
         self,
         tenant: str,
-        profile_id: str,
+        profile_ids: Sequence[str],
         name: str | None,
         after: tuple[datetime, str] | None,
         limit: int,
-    ) -> list[Event]:
-        query: dict[str, Any] = {
-            "tenant": tenant,
-            "profileId": profile_id,
-            **_before(after, "occurredAt"),
-        }
+    ) -> dict[str, list[Event]]:
+        match: dict[str, Any] = {"tenant": tenant, **_before(after, "occurredAt")}
         if name is not None:
-            query["name"] = name
-        cursor = self.events.find(query).sort([("occurredAt", -1), ("_id", -1)]).limit(limit)
-        return [_event(doc) async for doc in cursor]
+            match["name"] = name
+        pipeline = [
+            *_profiles_among(tenant, profile_ids),
+            _newest("events", match, "occurredAt", limit, "events"),
+        ]
+        return {
+            row["_id"]: [_event(doc) for doc in row["events"]]
+            async for row in self.profiles.aggregate(pipeline)
+        }
 
     async def upsert_conversation(
         self,
@@ -163,16 +190,27 @@ class MongoActivityStore:
             return _conversation(doc)
         raise RuntimeError("conversation upsert kept colliding")
 
-    async def conversations_of(
+    async def activity_pages(
         self,
         tenant: str,
-        profile_id: str,
+        profile_ids: Sequence[str],
         after: tuple[datetime, str] | None,
         limit: int,
-    ) -> list[tuple[str, Conversation]]:
-        query = {"tenant": tenant, "profileId": profile_id, **_before(after, "startedAt")}
-        cursor = self.conversations.find(query).sort([("startedAt", -1), ("_id", -1)]).limit(limit)
-        return [(doc["_id"], _conversation(doc)) async for doc in cursor]
+    ) -> dict[str, ActivityRows]:
+        events = {"tenant": tenant, **_before(after, "occurredAt")}
+        chats = {"tenant": tenant, **_before(after, "startedAt")}
+        pipeline = [
+            *_profiles_among(tenant, profile_ids),
+            _newest("events", events, "occurredAt", limit, "events"),
+            _newest("conversations", chats, "startedAt", limit, "conversations"),
+        ]
+        return {
+            row["_id"]: ActivityRows(
+                events=[_event(doc) for doc in row["events"]],
+                conversations=[(doc["_id"], _conversation(doc)) for doc in row["conversations"]],
+            )
+            async for row in self.profiles.aggregate(pipeline)
+        }
 
     async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation | None:
         doc = await self.conversations.find_one({"_id": conversation_key(tenant, conversation_id)})

@@ -398,6 +398,19 @@ class MongoProfileStore:
     async def count_profiles(self, tenant: str, query: ProfileQuery) -> int:
         return int(await self.profiles.count_documents(await self._filter(tenant, query)))
 
+    async def count_profiles_each(self, tenant: str, queries: Sequence[ProfileQuery]) -> list[int]:
+        facets = {
+            f"q{i}": [{"$match": await self._filter(tenant, query)}, {"$count": "n"}]
+            for i, query in enumerate(queries)
+        }
+        pipeline = [{"$match": {"tenant": tenant, "state": None}}, {"$facet": facets}]
+        rows = [row async for row in self.profiles.aggregate(pipeline)]
+        counted = rows[0] if rows else {}
+        return [
+            int(counted[f"q{i}"][0]["n"]) if counted.get(f"q{i}") else 0
+            for i in range(len(queries))
+        ]
+
     async def iterate_profiles(self, tenant: str, query: ProfileQuery) -> AsyncIterator[Profile]:
         cursor = self.profiles.find(await self._filter(tenant, query)).sort("_id", 1)
         async for doc in cursor.batch_size(_EXPORT_BATCH):

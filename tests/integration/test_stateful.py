@@ -122,8 +122,8 @@ READS = frozenset(
         "unfinished",
         "definitions",
         "pending_events",
-        "event_history",
-        "conversations_of",
+        "event_pages",
+        "activity_pages",
     }
 )
 READ_PREFIXES = ("_", "find_", "get_", "count_", "list_", "iterate_")
