@@ -45,6 +45,7 @@ from schema.context import Context
 from schema.errors import format_error
 from server.auth import Authenticator, key_from_headers
 from server.config import Settings
+from server.cost import cost_limit
 from server.export import export_endpoint
 from server.geo import GeoIP
 from server.graphiql import SecurityHeaders, graphiql_assets, home
@@ -153,6 +154,7 @@ def create_app(
         RateLimitGuard,
         partial(ParserCache, maxsize=256),
         partial(ValidationCache, maxsize=256),
+        cost_limit(settings.max_cost),  # after the cache: a refused operation is not validated
         partial(AddValidationRules, limits),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
     ]

@@ -39,6 +39,8 @@ class Settings:
     max_depth: int = 10
     max_aliases: int = 15
     max_tokens: int = 2000
+    # The largest estimated cost of one operation (server/cost.py); 0 turns the limit off.
+    max_cost: int = 25_000
     max_body_bytes: int = 256 * 1024
     cors_origins: tuple[str, ...] = ()
     # Requests per minute for each role's keys (a token bucket per key, per process).
@@ -68,6 +70,7 @@ class Settings:
             max_depth=int(e.get("GRAPHQL_MAX_DEPTH") or 10),
             max_aliases=int(e.get("GRAPHQL_MAX_ALIASES") or 15),
             max_tokens=int(e.get("GRAPHQL_MAX_TOKENS") or 2000),
+            max_cost=int(e.get("GRAPHQL_MAX_COST") or 25_000),
             max_body_bytes=int(e.get("MAX_BODY_BYTES") or 256 * 1024),
             cors_origins=tuple(
                 o.strip() for o in (e.get("CORS_ORIGINS") or "").split(",") if o.strip()
