@@ -17,7 +17,7 @@ from server.config import Settings
 from server.cost import LIST_ESTIMATE, operation_cost
 from server.geo import GeoIP
 from tests.conftest import Api, CommandCounter, running
-from tests.integration.test_batched_loading import _readme_dashboard
+from tests.integration.test_batched_loading import README, _readme_dashboard
 
 # The attack of issue 10: 15 aliases, each a page of 100 profiles with 100 activity items and
 # 100 events each; without the limit, about 4,500 database queries and seconds of work.
@@ -139,3 +139,11 @@ async def test_leaves_are_free_and_lists_of_objects_have_a_fixed_estimate(
     assert _cost(schema, "{ profile(id: 1) { events { name } } }") == 1 + LIST_ESTIMATE
     nested = "{ segments { count members(first: 5) { edges { node { id } } } } }"
     assert _cost(schema, nested) == LIST_ESTIMATE * (1 + 1 + 5 * 2)
+
+
+async def test_the_readme_shows_the_costs_the_estimator_computes(schema: GraphQLSchema) -> None:
+    text = " ".join(README.read_text().split())
+    hundred = "{ profiles(first: 100) { edges { node { activity(first: 100) { edges { node {"
+    hundred += " __typename } } } } } } }"
+    for query in (_readme_dashboard(), hundred, ATTACK):
+        assert f"{_cost(schema, query):,}" in text
