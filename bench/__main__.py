@@ -47,6 +47,21 @@ PAGE = """query Page { profiles(first: 50) { edges { node {
   identities { type value channels }
   events { name count firstSeen lastSeen } contactCard { displayName phone email complete }
 } } pageInfo { hasNextPage endCursor } } }"""
+# The same page with every nested field that reads the database (issue 10): each loads in one
+# batched query for the whole page.
+PAGE_ALL = """query PageAll { profiles(first: 50) { edges { node {
+  id userId firstName lastName country tags properties
+  identities { type value channels }
+  events { name count firstSeen lastSeen } contactCard { displayName phone email complete }
+  mergeHistory { sourceId at trigger actor }
+  activity(first: 5) { edges { cursor node {
+    __typename
+    ... on Event { name occurredAt }
+    ... on Conversation { id kind status subject startedAt }
+  } } pageInfo { hasNextPage endCursor } }
+  eventHistory(first: 5) { edges { cursor node { name occurredAt eventId } }
+    pageInfo { hasNextPage endCursor } }
+} } pageInfo { hasNextPage endCursor } } }"""
 
 
 def _free_port() -> int:
@@ -196,6 +211,9 @@ class GraphQLCalls:
     async def page(self) -> Any:
         return await self._d.graphql(PAGE)
 
+    async def page_all(self) -> Any:
+        return await self._d.graphql(PAGE_ALL)
+
 
 class PlainCalls:
     """The same operations against the plain JSON baseline."""
@@ -229,6 +247,9 @@ class PlainCalls:
     async def page(self) -> Any:
         return (await self._c.get("/profiles?first=50")).json()
 
+    async def page_all(self) -> Any:
+        return (await self._c.get("/profiles?first=50&nested=all")).json()
+
 
 async def _bench(d: Driver, calls: GraphQLCalls | PlainCalls, tag: str) -> list[Figures]:
     """Seed, then measure each operation: the same scenario whatever the transport. `tag`
@@ -243,6 +264,7 @@ async def _bench(d: Driver, calls: GraphQLCalls | PlainCalls, tag: str) -> list[
         await calls.capture("WEB", f"{tag}-mrg-{i}", {"tags": [f"t{i}"]})
     ids = [await calls.capture("WHATSAPP", f"{phone}{i:05}", {}) for i in range(n)]
     await calls.page()  # warm the caches
+    await calls.page_all()
     print(f"{tag}: measuring")
     return [
         await d.measure(
@@ -272,6 +294,10 @@ async def _bench(d: Driver, calls: GraphQLCalls | PlainCalls, tag: str) -> list[
         await d.measure("profile by id", [partial(calls.profile, ids[i]) for i in range(n)]),
         await d.measure(
             "profiles page of 50, nested", [calls.page for _ in range(max(20, n // 4))]
+        ),
+        await d.measure(
+            "profiles page of 50, all nested (+ activity, eventHistory, mergeHistory)",
+            [calls.page_all for _ in range(max(20, n // 4))],
         ),
     ]
 

@@ -14,9 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from domain.activity import ActivityPage, EventPage
 from domain.autocapture import CaptureContext
+from domain.events import Event
 from domain.identity import Channel, Identity
-from domain.model import Profile
+from domain.model import MergeRecord, Profile
+from schema.cursors import encode_time_cursor
 from schema.scalars import json_value, json_values
 from server.app import Runtime, open_runtime
 from server.auth import key_from_headers
@@ -58,6 +61,48 @@ def _profile(profile: Profile, identities: Sequence[Identity] | None = None) -> 
             for i in identities
         ]
     return body
+
+
+def _event(event: Event) -> dict[str, Any]:
+    return {
+        "name": event.name,
+        "occurredAt": json_value(event.occurred_at),
+        "eventId": event.event_id,
+    }
+
+
+def _merge(record: MergeRecord) -> dict[str, Any]:
+    return {
+        "sourceId": record.source_id,
+        "at": json_value(record.at),
+        "trigger": record.trigger.value,
+        "actor": record.actor,
+    }
+
+
+def _timeline(page: ActivityPage) -> dict[str, Any]:
+    items: list[dict[str, Any]] = []
+    for at, key, item in page.items:
+        if isinstance(item, Event):
+            node = {"__typename": "Event", "name": item.name, "occurredAt": json_value(at)}
+        else:
+            node = {
+                "__typename": "Conversation",
+                "id": item.id,
+                "kind": item.kind.value,
+                "status": item.status.value,
+                "subject": item.subject,
+                "startedAt": json_value(item.started_at),
+            }
+        items.append({"cursor": encode_time_cursor(at, key), "node": node})
+    return {"edges": items, "hasNextPage": page.has_next}
+
+
+def _events(page: EventPage) -> dict[str, Any]:
+    edges = [
+        {"cursor": encode_time_cursor(e.occurred_at, e.id), "node": _event(e)} for e in page.events
+    ]
+    return {"edges": edges, "hasNextPage": page.has_next}
 
 
 def create_plain_app(settings: Settings) -> Starlette:
@@ -138,13 +183,18 @@ def create_plain_app(settings: Settings) -> Starlette:
             return JSONResponse({"error": "UNAUTHENTICATED"}, 401)
         services = holder["runtime"].services
         page = await services.list_profiles(t, int(request.query_params.get("first", 50)), None)
-        identities = await services.identities(t, [p.id for p in page.profiles])
-        return JSONResponse(
-            {
-                "profiles": [_profile(p, identities.get(p.id, [])) for p in page.profiles],
-                "hasNextPage": page.has_next,
-            }
-        )
+        ids = [p.id for p in page.profiles]
+        identities = await services.identities(t, ids)
+        rendered = [_profile(p, identities.get(p.id, [])) for p in page.profiles]
+        if request.query_params.get("nested") == "all":
+            activity = holder["runtime"].activity
+            timelines = await activity.activities(t, ids, 5, None)
+            histories = await activity.event_histories(t, ids, None, 5, None)
+            for body, p in zip(rendered, page.profiles, strict=True):
+                body["mergeHistory"] = [_merge(r) for r in p.merge_history]
+                body["activity"] = _timeline(timelines[p.id])
+                body["eventHistory"] = _events(histories[p.id])
+        return JSONResponse({"profiles": rendered, "hasNextPage": page.has_next})
 
     async def counters(request: Request) -> Response:
         total = sum(
