@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -75,6 +76,8 @@ class Context:
     response: Any = None
     # Set when the key is over its rate: the operation is refused with RATE_LIMITED.
     retry_after: int | None = None
+    # Charges the key's rate limit for an operation's estimated cost (set for keyed requests).
+    charge_cost: Callable[[int], None] | None = None
 
 
 Info = strawberry.Info[Context, None]

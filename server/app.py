@@ -109,6 +109,7 @@ class _GraphQL(GraphQLHTTP):
         )
         if principal is not None:
             context.retry_after = runtime.limiter.retry_after(principal)
+            context.charge_cost = partial(runtime.limiter.charge_cost, principal)
             if context.retry_after is not None:
                 response.status_code = 429
                 response.headers["Retry-After"] = str(context.retry_after)

@@ -192,7 +192,13 @@ def cost_limit(max_cost: int) -> type[SchemaExtension]:
                 )
             except RecursionError:
                 return None  # nested past any depth limit: validation refuses it
-            if cost is None or cost <= max_cost:
+            if cost is None:
+                return None
+            if cost <= max_cost:
+                # The rate limit counts work too (a request refused by it is not charged).
+                charge = getattr(context.context, "charge_cost", None)
+                if charge is not None and getattr(context.context, "retry_after", None) is None:
+                    charge(cost)
                 return None
             return GraphQLError(
                 f"This operation would cost {cost}, more than the limit of {max_cost}: "

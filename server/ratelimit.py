@@ -1,4 +1,7 @@
-"""Per-key rate limiting: a token bucket per API key, sized by the key's role.
+"""Per-key rate limiting: a token bucket per API key, sized by the key's role. A request takes
+one token; an operation whose estimated cost is over COST_PER_REQUEST takes one more token for
+each further COST_PER_REQUEST (charged once its cost is known, so it slows the key's next
+requests), so a key's rate bounds its work, not only its requests.
 
 Buckets live in the process: with N processes behind a balancer a key gets up to N times its
 rate. That bounds abuse; it is not a quota system.
@@ -12,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from domain.access import Principal, Role
+
+COST_PER_REQUEST = 1000
 
 
 @dataclass(slots=True)
@@ -49,3 +54,13 @@ class RateLimiter:
             bucket.tokens -= 1
             return None
         return max(1, math.ceil((1 - bucket.tokens) / per_second))
+
+    def charge_cost(self, principal: Principal, cost: int) -> None:
+        """Takes the tokens an operation's cost adds to its request's one. The bucket may go
+        below zero (the next requests wait), never below a minute's worth of debt."""
+        extra = max(0, cost - COST_PER_REQUEST) / COST_PER_REQUEST
+        rate = self._per_minute.get(principal.role, 0)
+        bucket = self._buckets.get(principal.key_id or principal.key_name)
+        if rate <= 0 or bucket is None or extra == 0:
+            return
+        bucket.tokens = max(-float(rate), bucket.tokens - extra)

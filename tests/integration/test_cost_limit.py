@@ -147,3 +147,31 @@ async def test_the_readme_shows_the_costs_the_estimator_computes(schema: GraphQL
     hundred += " __typename } } } } } } }"
     for query in (_readme_dashboard(), hundred, ATTACK):
         assert f"{_cost(schema, query):,}" in text
+
+
+async def test_the_rate_limit_charges_an_operation_by_its_cost(
+    settings: Settings, commands: CommandCounter, geo: GeoIP
+) -> None:
+    tight = replace(
+        settings, rate_limits=(("sdk", 600), ("viewer", 6), ("agent", 600), ("admin", 600))
+    )
+    cheap = "{ profiles(first: 5) { edges { node { id } } } }"
+    costly = """{ profiles(first: 100) { edges { node {
+      identities { type } activity(first: 40) { edges { cursor } } } } } }"""
+    async with running(tight, commands, geo) as api:
+        limiter = api.app.state.runtime.get().limiter
+        now = [1000.0]
+        limiter.clock = lambda: now[0]
+        viewer = await api.key(Role.VIEWER)
+        for _ in range(6):  # six cheap requests a minute go through
+            await api.ok(cheap, key=viewer)
+        now[0] += 60
+        # 5,301 counts as 5.3 requests: with the request itself, the minute's budget is spent.
+        await api.ok(costly, key=viewer)
+        response = await api.http.post(
+            "/graphql", json={"query": cheap}, headers={"Authorization": f"Bearer {viewer}"}
+        )
+        assert response.status_code == 429
+        assert response.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        now[0] += 60
+        await api.ok(cheap, key=viewer)
