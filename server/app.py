@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from domain.access import Principal, Role, check_tenant
+from domain.access import Principal, Role
 from domain.activity import ActivityService
 from domain.errors import RateLimited
 from domain.identity_management import IdentityManagement
@@ -61,9 +62,8 @@ from server.ratelimit import RateLimiter
 from server.refusals import JSONCORSMiddleware, http_refusal
 from store.activity import MongoActivityStore
 from store.client import open_client, ping
-from store.embedded import EmbeddedMongo
 from store.indexes import ensure_indexes
-from store.keys import KeyStore, generate_key
+from store.keys import KeyStore
 from store.mongo import MongoProfileStore
 from store.segments import MongoSegmentStore
 
@@ -177,7 +177,8 @@ def create_app(
             holder.value = None
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        # The worker's process id: with WORKERS > 1, which process answered.
+        return JSONResponse({"status": "ok", "pid": os.getpid()})
 
     async def authenticate(request: Request) -> Principal | None:
         runtime = holder.get()
@@ -237,18 +238,13 @@ async def open_runtime(
     geo: GeoLookup | None,
     metrics: Metrics,
 ) -> AsyncIterator[Runtime]:
-    engine: EmbeddedMongo | None = None
-    uri = settings.mongodb_uri
+    uri = settings.database_uri
     if uri is None:
-        engine = EmbeddedMongo(settings.sqlite_path)
-        uri = await asyncio.to_thread(engine.start)
-        settings.engine_uri_path.write_text(uri)
-        log.warning(
-            "Using the embedded engine (mongoeco, SQLite at %s): fine for development, slow past "
-            "a few thousand profiles. Set MONGODB_URI to use a real MongoDB.",
-            settings.sqlite_path,
+        raise RuntimeError(
+            "no database: set MONGODB_URI, or start with `python -m server serve`, which runs "
+            "the embedded engine"
         )
-    client = open_client(uri, listeners)
+    client = open_client(uri, listeners, settings.mongodb_timeout_seconds)
     geo_lookup: GeoLookup
     if geo is None:
         geo_lookup = await asyncio.to_thread(GeoIP, settings.geoip_db)
@@ -294,9 +290,6 @@ async def open_runtime(
         client.close()
         if isinstance(geo_lookup, GeoIP):
             geo_lookup.close()
-        if engine is not None:
-            settings.engine_uri_path.unlink(missing_ok=True)
-            await asyncio.to_thread(engine.stop)
 
 
 async def _recover_periodically(
@@ -314,24 +307,6 @@ async def _recover_periodically(
 
 async def _seed_keys(settings: Settings, keys: KeyStore, now: datetime) -> None:
     if settings.bootstrap_tenant and settings.bootstrap_api_key:
-        check_tenant(settings.bootstrap_tenant)  # BOOTSTRAP_TENANT: a malformed one never starts
         await keys.ensure(
             settings.bootstrap_api_key, settings.bootstrap_tenant, Role.ADMIN, "bootstrap", now
-        )
-    if settings.embedded and not settings.production:
-        path = settings.dev_key_path
-        if path.exists():
-            secret = path.read_text().strip()
-        else:
-            secret = generate_key()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secret + "\n")
-            path.chmod(0o600)
-        await keys.ensure(secret, settings.dev_tenant, Role.ADMIN, "development", now)
-        print(
-            f"\nprofile360 is up: GraphiQL at http://{settings.host}:{settings.port}/graphql\n"
-            f"Development API key (tenant '{settings.dev_tenant}', role admin, kept in {path}):\n"
-            f"  {secret}\n"
-            'Add it in GraphiQL\'s headers as {"Authorization": "Bearer <key>"}.\n',
-            flush=True,
         )

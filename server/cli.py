@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +19,9 @@ from domain.errors import DomainError
 from domain.invariants import ProblemKind
 from domain.services import ProfileService
 from server.app import SystemClock
-from server.config import Settings
+from server.config import ConfigError, Settings, check_port, check_workers, help_table
+from server.datadir import DataDirInUse, DataDirLock
+from server.serve import StartupError, serve
 from store.activity import MongoActivityStore
 from store.check import InvariantChecker
 from store.client import open_client, ping
@@ -28,9 +32,24 @@ from store.mongo import MongoProfileStore
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server", description="profile360")
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="profile360: a customer-profile service with a GraphQL API",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=help_table(),
+    )
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("serve", help="run the API (the default)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the API (the default)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=help_table(),
+    )
+    serve.add_argument("--host", help="address to listen on (overrides HOST)")
+    serve.add_argument("--port", type=_arg(check_port), help="port (overrides PORT)")
+    serve.add_argument(
+        "--workers", type=_arg(check_workers), help="worker processes (overrides WORKERS)"
+    )
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command")
     create = keys.add_parser("create", help="create a key and print it once")
     create.add_argument("--tenant", required=True)
@@ -55,43 +74,64 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    if args.command in (None, "serve"):
-        return _serve()
     if args.command == "keys" and args.keys_command is None:
         parser.parse_args(["keys", "--help"])
     try:
-        return asyncio.run(_run(args))
+        settings = Settings.from_env()
+        if args.command in (None, "serve"):
+            return _serve(settings, args)
+        return asyncio.run(_run(args, settings))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (StartupError, DataDirInUse) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except DomainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
-def _serve() -> int:
-    import uvicorn
+def _arg(check: Callable[[str, str], int]) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            return check(value, "value")
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(f"{value!r}: expected {exc.accepted}") from None
 
-    from server.app import create_app
+    return parse
 
-    settings = Settings.from_env()
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    overrides = {
+        name: value
+        for name in ("host", "port", "workers")
+        if (value := getattr(args, name, None)) is not None
+    }
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
-    return 0
+    return serve(replace(settings, **overrides))
 
 
 @contextlib.asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[Any]:
-    """The configured database; with the embedded engine, the running server's if there is one."""
+    """The configured database; with the embedded engine, the running server's if there is one,
+    otherwise its SQLite file opened here (holding the DATA_DIR lock meanwhile)."""
     engine: EmbeddedMongo | None = None
+    lock: DataDirLock | None = None
     uri = settings.mongodb_uri
     if uri is None and settings.engine_uri_path.exists():
         candidate = settings.engine_uri_path.read_text().strip()
-        probe = open_client(candidate)
+        probe = open_client(candidate, timeout_seconds=2)
         if await ping(probe):
             uri = candidate
         probe.close()
     if uri is None:
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()  # DataDirInUse: a server is starting or its engine does not answer
+        os.umask(0o077)
         engine = EmbeddedMongo(settings.sqlite_path)
         uri = await asyncio.to_thread(engine.start)
-    client = open_client(uri)
+    client = open_client(uri, timeout_seconds=settings.mongodb_timeout_seconds)
     try:
         db = client[settings.mongodb_db]
         await ensure_indexes(db)
@@ -100,10 +140,11 @@ async def _database(settings: Settings) -> AsyncIterator[Any]:
         client.close()
         if engine is not None:
             await asyncio.to_thread(engine.stop)
+        if lock is not None:
+            lock.release()
 
 
-async def _run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
     async with _database(settings) as db:
         keys = KeyStore(db)

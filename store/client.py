@@ -9,12 +9,14 @@ from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo.monitoring import CommandListener
 
 
-def open_client(uri: str, listeners: Sequence[CommandListener] = ()) -> Any:
+def open_client(
+    uri: str, listeners: Sequence[CommandListener] = (), timeout_seconds: float = 5
+) -> Any:
     return AsyncIOMotorClient(
         uri,
         tz_aware=True,
         appname="profile360",
-        serverSelectionTimeoutMS=5000,
+        serverSelectionTimeoutMS=int(timeout_seconds * 1000),
         event_listeners=list(listeners),
     )
 
