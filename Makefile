@@ -1,9 +1,10 @@
 # profile360: `make run` starts the API, `make test` runs the whole suite.
-# Both install what they need into .venv on first use.
+# Both install what they need into .venv on first use, from the lock file (make lock).
 
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
 # An installed Python 3.13+: PATH first, then pyenv's versions folder.
 define FIND_PYTHON
@@ -16,17 +17,30 @@ for c in $$(ls -d "$$root"/versions/3.1[3-9]*/bin/python3 2>/dev/null | sort -rV
 exit 1
 endef
 
-.PHONY: install run test lint bench assets clean
+.PHONY: install run test lint bench assets lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# One line per step; pip's own output only when something goes wrong.
+PIP := $(PY) -m pip --disable-pip-version-check --no-input
+
+$(STAMP): pyproject.toml $(LOCK)
 	@base=$$($(FIND_PYTHON)) || { echo "error: profile360 needs Python 3.13 or newer; none was found on PATH or under pyenv (install one, e.g. 'pyenv install 3.13')." >&2; exit 1; }; \
-	echo "Using $$base"; \
-	[ -x $(PY) ] || "$$base" -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	if [ -x $(PY) ]; then echo "[1/3] Using $(VENV) ($$($(PY) -V))"; \
+	else echo "[1/3] Creating $(VENV) with $$base"; "$$base" -m venv $(VENV) || exit 1; fi
+	@echo "[2/3] Installing the locked dependencies from $(LOCK) (exact versions, hash-checked)"
+	@$(PIP) install --quiet --require-hashes --no-deps -r $(LOCK)
+	@echo "[3/3] Installing profile360 itself (editable)"
+	@$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	@$(PIP) check >/dev/null || { $(PIP) check; echo "error: $(LOCK) does not match pyproject.toml: run 'make lock'" >&2; exit 1; }
 	@touch $(STAMP)
+	@echo "Installed into $(VENV)"
+
+# Regenerate the lock after changing dependencies in pyproject.toml (then commit it).
+lock: $(STAMP)
+	CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  --extra dev --no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
+	@echo "Wrote $(LOCK); 'make install' installs it"
 
 run: $(STAMP)
 	$(PY) -m server

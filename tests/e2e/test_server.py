@@ -69,7 +69,8 @@ def test_the_embedded_engine_listens_on_loopback_only(
     data_dir = tmp_path / "data"
     start_server({"DATA_DIR": str(data_dir)})
     uri = (data_dir / "engine.uri").read_text()
-    assert uri.startswith("mongodb://127.0.0.1:")
+    assert uri.startswith("mongodb://profile360:")
+    assert uri.split("@", 1)[1].startswith("127.0.0.1:")
 
 
 def test_the_cli_creates_lists_and_revokes_keys_next_to_a_running_server(
