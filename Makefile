@@ -21,26 +21,33 @@ endef
 
 install: $(STAMP)
 
-# One line per step; pip's own output only when something goes wrong.
+# One line per step; the installers' own output only when something goes wrong.
 PIP := $(PY) -m pip --disable-pip-version-check --no-input
+UV := $(VENV)/bin/uv
+UV_LOCK := requirements-uv.lock
 
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) $(UV_LOCK)
 	@base=$$($(FIND_PYTHON)) || { echo "error: profile360 needs Python 3.13 or newer; none was found on PATH or under pyenv (install one, e.g. 'pyenv install 3.13')." >&2; exit 1; }; \
-	if [ -x $(PY) ]; then echo "[1/3] Using $(VENV) ($$($(PY) -V))"; \
-	else echo "[1/3] Creating $(VENV) with $$base"; "$$base" -m venv $(VENV) || exit 1; fi
-	@echo "[2/3] Installing the locked dependencies from $(LOCK) (exact versions, hash-checked)"
-	@$(PIP) install --quiet --require-hashes --no-deps -r $(LOCK)
-	@echo "[3/3] Installing profile360 itself (editable)"
-	@$(PIP) install --quiet --no-deps --no-build-isolation -e .
-	@$(PIP) check >/dev/null || { $(PIP) check; echo "error: $(LOCK) does not match pyproject.toml: run 'make lock'" >&2; exit 1; }
+	if [ -x $(PY) ]; then echo "[1/4] Using $(VENV) ($$($(PY) -V))"; \
+	else echo "[1/4] Creating $(VENV) with $$base"; "$$base" -m venv $(VENV) || exit 1; fi
+	@echo "[2/4] Installing the installer, uv ($(UV_LOCK), hash-checked)"
+	@$(PIP) install --quiet --require-hashes --no-deps -r $(UV_LOCK)
+	@echo "[3/4] Installing the dependencies in $(LOCK) (exact versions, hash-checked)"
+	@$(UV) pip install --quiet --python $(PY) --require-hashes --no-deps -r $(LOCK)
+	@echo "[4/4] Installing profile360 itself (editable)"
+	@$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
+	@$(UV) pip check --quiet --python $(PY) || { echo "error: $(LOCK) does not match pyproject.toml: run 'make lock'" >&2; exit 1; }
 	@touch $(STAMP)
 	@echo "Installed into $(VENV)"
 
-# Regenerate the lock after changing dependencies in pyproject.toml (then commit it).
+# After changing dependencies in pyproject.toml: regenerate the locks (and commit them).
+# Versions already locked are kept; 'make lock LOCK_ARGS=--upgrade' moves all to the newest.
 lock: $(STAMP)
-	CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --generate-hashes --allow-unsafe --strip-extras \
-	  --extra dev --no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
-	@echo "Wrote $(LOCK); 'make install' installs it"
+	$(UV) pip compile --quiet --universal --python-version 3.13 --generate-hashes --extra dev \
+	  --custom-compile-command "make lock" $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml
+	$(UV) pip compile --quiet --universal --python-version 3.13 --generate-hashes \
+	  --custom-compile-command "make lock" $(LOCK_ARGS) --output-file $(UV_LOCK) requirements-uv.in
+	@echo "Wrote $(LOCK) and $(UV_LOCK); 'make install' installs them"
 
 run: $(STAMP)
 	$(PY) -m server
