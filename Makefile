@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml $(LOCK) $(UV_LOCK)
 	@echo "[2/4] Installing the installer, uv ($(UV_LOCK), hash-checked)"
 	@$(PIP) install --quiet --require-hashes --no-deps -r $(UV_LOCK)
 	@echo "[3/4] Installing the dependencies in $(LOCK) (exact versions, hash-checked)"
-	@$(UV) pip install --quiet --python $(PY) --require-hashes --no-deps --compile-bytecode -r $(LOCK)
+	@$(UV) pip install --quiet --python $(PY) --require-hashes --no-deps -r $(LOCK)
 	@echo "[4/4] Installing profile360 itself (editable)"
 	@$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	@$(UV) pip check --quiet --python $(PY) || { echo "error: $(LOCK) does not match pyproject.toml: run 'make lock'" >&2; exit 1; }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import warnings
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -34,7 +35,11 @@ class GeoIP:
     """Locates public IP addresses; private and unknown ones locate nowhere."""
 
     def __init__(self, city_db: Path | None = None) -> None:
-        from geoip2fast import GeoIP2Fast
+        with warnings.catch_warnings():
+            # geoip2fast 1.2.2 has two invalid escapes ('\.') in its source: compiled on first
+            # import (a fresh install without bytecode), each would print a SyntaxWarning.
+            warnings.simplefilter("ignore", SyntaxWarning)
+            from geoip2fast import GeoIP2Fast
 
         self._countries: Any = GeoIP2Fast(
             geoip2fast_data_file="geoip2fast-ipv6.dat.gz", verbose=False
