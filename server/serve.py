@@ -11,7 +11,11 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
+import signal
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -19,6 +23,7 @@ from typing import Any
 
 import uvicorn
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
+from starlette.applications import Starlette
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from domain.access import Role
@@ -213,9 +218,26 @@ class _Workers(Multiprocess):
             self.should_exit.set()
 
 
+def _worker_app(settings: Settings, supervisor: int) -> Starlette:
+    """A worker's application (in a process of its own); the worker ends with its supervisor."""
+    threading.Thread(target=_exit_with, args=(supervisor,), name="supervisor", daemon=True).start()
+    return create_app(settings)
+
+
+def _exit_with(supervisor: int) -> None:
+    while os.getppid() == supervisor:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)  # the supervisor died (SIGKILL): stop gracefully
+
+
 def _run_workers(settings: Settings, sock: socket.socket, on_ready: Callable[[], None]) -> int:
+    factory = (
+        partial(create_app, settings)
+        if settings.workers == 1
+        else partial(_worker_app, settings, os.getpid())
+    )
     config = uvicorn.Config(
-        partial(create_app, settings),
+        factory,
         factory=True,
         workers=settings.workers,
         log_level="info",
