@@ -81,7 +81,8 @@ class ConfigError(Exception):
 def help_table() -> str:
     """The variables with their defaults, for `--help`."""
     width = max(len(v.name) for v in VARIABLES)
-    lines = [f"  {v.name:<{width}}  {v.default:<11} {v.meaning}" for v in VARIABLES]
+    default_width = max(len(v.default) for v in VARIABLES)
+    lines = [f"  {v.name:<{width}}  {v.default:<{default_width}}  {v.meaning}" for v in VARIABLES]
     return "environment variables (default, meaning):\n" + "\n".join(lines)
 
 
