@@ -298,3 +298,33 @@ async def test_two_workers_both_serve_and_a_burst_of_writes_keeps_every_invarian
     assert check.returncode == 0, check.stdout + check.stderr
     assert server.stop() == 0
     assert not (data_dir / "engine.uri").exists()
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is pid, with their command lines."""
+    found = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                cmdline = (stat_file.parent / "cmdline").read_bytes()
+                found[int(stat_file.parent.name)] = cmdline.replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def test_the_engine_runs_in_a_process_of_its_own_and_ends_when_the_server_is_killed(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server({"DATA_DIR": str(tmp_path / "data")})
+    [engine] = [
+        pid for pid, cmd in _children(server.process.pid).items() if "store.embedded" in cmd
+    ]
+    server.process.kill()  # no clean-up of its own: the engine notices its parent is gone
+    server.process.wait()
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{engine}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stat_file = Path(f"/proc/{engine}/stat")
+    assert not stat_file.exists() or stat_file.read_text().split()[2] == "Z", "engine still runs"
