@@ -18,7 +18,8 @@ class _RolePermission(BasePermission):
         principal = info.context.principal
         if principal is None:
             raise Unauthenticated(
-                "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+                info.context.refusal
+                or "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
             )
         principal.require(self.action)  # raises Forbidden with the role and the action
         return True

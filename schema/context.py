@@ -78,6 +78,8 @@ class Context:
     retry_after: int | None = None
     # Charges the key's rate limit for an operation's estimated cost (set for keyed requests).
     charge_cost: Callable[[int], None] | None = None
+    # Why there is no principal (no key, an unknown key, a revoked key): the UNAUTHENTICATED text.
+    refusal: str | None = None
 
 
 Info = strawberry.Info[Context, None]

@@ -41,7 +41,12 @@ def format_error(error: GraphQLError) -> GraphQLError:
         )
     if isinstance(original, Contention):
         correlation = secrets.token_hex(8)
-        log.warning("contention correlation_id=%s: %s", correlation, original)
+        log.warning(
+            "contention (correlation id %s): %s",
+            correlation,
+            original,
+            extra={"correlation_id": correlation},
+        )
         return GraphQLError(
             "The operation lost too many concurrent races; retry it",
             error.nodes,
@@ -52,11 +57,14 @@ def format_error(error: GraphQLError) -> GraphQLError:
             {"code": ErrorCode.INTERNAL.value, "correlationId": correlation, "retryable": True},
         )
     correlation = secrets.token_hex(8)
+    # The request id is stamped on the line by the log filter (server/logs.py): the two ids
+    # together lead from a client's report to the request and its cause.
     log.error(
-        "unexpected error correlation_id=%s path=%s",
+        "unexpected error (correlation id %s) at %s",
         correlation,
         error.path,
         exc_info=(type(original), original, original.__traceback__),
+        extra={"correlation_id": correlation},
     )
     return GraphQLError(
         f"Internal error (correlation id {correlation})",

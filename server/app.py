@@ -35,7 +35,7 @@ from strawberry.types import ExecutionResult
 
 from domain.access import Principal, Role
 from domain.activity import ActivityService
-from domain.errors import RateLimited
+from domain.errors import RateLimited, Unauthenticated
 from domain.identity_management import IdentityManagement
 from domain.ports import GeoLookup
 from domain.segments import SegmentService
@@ -51,6 +51,7 @@ from server.export import export_endpoint
 from server.geo import GeoIP
 from server.graphiql import SecurityHeaders, graphiql_assets, home
 from server.graphql_http import GraphQLHTTP
+from server.middleware import BodyDeadline, RequestContext
 from server.observability import (
     BodySizeLimit,
     CommandMetrics,
@@ -97,7 +98,8 @@ class _GraphQL(GraphQLHTTP):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         runtime = self._runtime.get()
-        principal = await runtime.auth.principal(key_from_headers(request.headers))
+        caller = await runtime.auth.caller(key_from_headers(request.headers))
+        principal = caller.principal
         context = build_context(
             principal,
             runtime.services,
@@ -107,6 +109,7 @@ class _GraphQL(GraphQLHTTP):
             request,
             response,
         )
+        context.refusal = caller.refusal
         if principal is not None:
             context.retry_after = runtime.limiter.retry_after(principal)
             context.charge_cost = partial(runtime.limiter.charge_cost, principal)
@@ -182,8 +185,11 @@ def create_app(
 
     async def authenticate(request: Request) -> Principal | None:
         runtime = holder.get()
-        principal = await runtime.auth.principal(key_from_headers(request.headers))
-        if principal is not None and (wait := runtime.limiter.retry_after(principal)):
+        caller = await runtime.auth.caller(key_from_headers(request.headers))
+        principal = caller.principal
+        if principal is None:
+            raise Unauthenticated(caller.refusal or "Send an API key")
+        if wait := runtime.limiter.retry_after(principal):
             raise RateLimited(f"Too many requests for this API key; retry in {wait} s")
         return principal
 
@@ -199,7 +205,9 @@ def create_app(
         return JSONResponse({"database": "ok" if ready else "unreachable"}, 200 if ready else 503)
 
     middleware = [
+        Middleware(RequestContext),
         Middleware(SecurityHeaders),
+        Middleware(BodyDeadline, seconds=settings.body_timeout_seconds),
         Middleware(BodySizeLimit, limit=settings.max_body_bytes),
     ]
     if settings.cors_origins:
@@ -208,7 +216,8 @@ def create_app(
                 JSONCORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+                allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-Id"],
+                expose_headers=["X-Request-Id"],
             )
         )
     routes: list[BaseRoute] = [

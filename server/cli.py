@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from domain.services import ProfileService
 from server.app import SystemClock
 from server.config import ConfigError, Settings, check_port, check_workers, help_table
 from server.datadir import DataDirInUse, DataDirLock
+from server.logs import log_config
 from server.serve import StartupError, serve
 from store.activity import MongoActivityStore
 from store.check import InvariantChecker
@@ -108,7 +110,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         for name in ("host", "port", "workers")
         if (value := getattr(args, name, None)) is not None
     }
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.config.dictConfig(log_config(settings.log_format))
+    logging.captureWarnings(True)  # warnings become log lines, in the same format
     return serve(replace(settings, **overrides))
 
 
@@ -166,10 +169,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             print(f"error: no active key with id {args.key_id}", file=sys.stderr)
             return 1
+        print(f"{'ID':<12}  {'TENANT':<16} {'ROLE':<7} {'STATE':<18} {'CREATED (UTC)':<16}  NAME")
         for key in await keys.list(args.tenant):
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             print(
-                f"{key.key_id}  {key.tenant:<16} {key.role.value:<7} {state:<18} "
+                f"{key.key_id:<12}  {key.tenant:<16} {key.role.value:<7} {state:<18} "
                 f"{key.created_at:%Y-%m-%d %H:%M}  {key.name}"
             )
         return 0

@@ -13,6 +13,7 @@ from domain.errors import DomainError
 
 DEFAULT_RATE_LIMITS = (("sdk", 1200), ("viewer", 600), ("agent", 600), ("admin", 1200))
 APP_ENVS = ("development", "production")
+LOG_FORMATS = ("text", "json")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -52,6 +53,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GRAPHQL_MAX_TOKENS", "2000", "most tokens in one operation"),
     Variable("GRAPHQL_MAX_COST", "25000", "largest estimated cost of one operation (0: off)"),
     Variable("MAX_BODY_BYTES", "262144", "larger request bodies get 413"),
+    Variable("BODY_TIMEOUT_SECONDS", "10", "a body not in after this long gets 408"),
+    Variable("LOG_FORMAT", "text", "text or json (every log line one JSON object)"),
     Variable("CORS_ORIGINS", "unset", "comma-separated browser origins allowed to call the API"),
     *(
         Variable(f"RATE_LIMIT_{role.upper()}", str(n), f"requests a minute per {role} key (0: off)")
@@ -185,6 +188,8 @@ class Settings:
     # The running embedded engine's address, set by `serve` for its workers (never read from
     # the environment: it holds the engine's per-start secret).
     engine_uri: str | None = None
+    log_format: str = "text"
+    body_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -236,6 +241,8 @@ class Settings:
             max_cost=e.integer("GRAPHQL_MAX_COST", 25_000, 0),
             max_body_bytes=e.integer("MAX_BODY_BYTES", 256 * 1024, 1),
             cors_origins=origins,
+            log_format=e.choice("LOG_FORMAT", "text", LOG_FORMATS),
+            body_timeout_seconds=e.seconds("BODY_TIMEOUT_SECONDS", 10.0),
             rate_limits=tuple(
                 (role, e.integer(f"RATE_LIMIT_{role.upper()}", default, 0))
                 for role, default in DEFAULT_RATE_LIMITS

@@ -1,10 +1,9 @@
-"""What the service tells its operators: one log line per operation, Prometheus metrics, and
-the guards that run around every GraphQL operation (rate limit)."""
+"""What the service tells its operators: Prometheus metrics, what each GraphQL operation adds
+to its request's access line, and the guards that run around every operation (rate limit)."""
 
 from __future__ import annotations
 
-import json
-import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,9 +16,10 @@ from strawberry.extensions import SchemaExtension
 
 from domain.errors import RateLimited
 from domain.model import MergeTrigger
+from server.logs import current_request
 from server.refusals import RefusalCode, refusal_body
 
-request_log = logging.getLogger("profile360.requests")
+MAX_OPERATION_NAMES = 200
 
 
 class Metrics:
@@ -27,10 +27,12 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._names: set[str] = set()
         self.requests = Counter(
             "profile360_requests",
-            "GraphQL operations",
-            ["operation", "outcome"],
+            "GraphQL operations, by operation name (past the first "
+            f"{MAX_OPERATION_NAMES} names, 'other'), type and outcome",
+            ["operation", "type", "outcome"],
             registry=self.registry,
         )
         self.errors = Counter(
@@ -38,7 +40,7 @@ class Metrics:
         )
         self.latency = Histogram(
             "profile360_request_duration_seconds",
-            "GraphQL operation duration",
+            "GraphQL operation duration, by operation name",
             ["operation"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
@@ -52,6 +54,16 @@ class Metrics:
             ["command"],
             registry=self.registry,
         )
+
+    def operation_label(self, name: str) -> str:
+        """The operation's name as a label: a client can invent any number of names, so
+        names after the first MAX_OPERATION_NAMES distinct ones are counted as 'other'."""
+        if name in self._names:
+            return name
+        if len(self._names) >= MAX_OPERATION_NAMES:
+            return "other"
+        self._names.add(name)
+        return name
 
     def merge_completed(self, trigger: MergeTrigger) -> None:
         self.merges.labels(trigger.value).inc()
@@ -81,10 +93,21 @@ def _operation_type(extension: SchemaExtension) -> str:
     return str(getattr(kind, "value", kind))
 
 
+# A GraphQL name; a client's operationName that is not one is never written anywhere.
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
+
+
+def _operation_name(extension: SchemaExtension) -> str:
+    name = extension.execution_context.operation_name
+    if name is None:
+        return "anonymous"
+    return name if _NAME.fullmatch(name) else "invalid"
+
+
 def request_logger(metrics: Metrics) -> type[SchemaExtension]:
     class RequestLog(SchemaExtension):
-        """One line per operation: name, type, tenant, key, duration and outcome; never
-        variables or property values."""
+        """Counts the operation in the metrics, and adds its name, type, tenant, key name,
+        outcome and error codes to the request's access line; never variables or values."""
 
         def on_operation(self) -> Iterator[None]:
             started = time.perf_counter()
@@ -100,24 +123,23 @@ def request_logger(metrics: Metrics) -> type[SchemaExtension]:
                 }
             )
             kind = _operation_type(self)
+            name = _operation_name(self)
             outcome = "error" if codes else "ok"
-            metrics.requests.labels(kind, outcome).inc()
-            metrics.latency.labels(kind).observe(elapsed)
+            label = metrics.operation_label(name)
+            metrics.requests.labels(label, kind, outcome).inc()
+            metrics.latency.labels(label).observe(elapsed)
             for code in codes:
                 metrics.errors.labels(code).inc()
-            request_log.info(
-                json.dumps(
-                    {
-                        "operation": self.execution_context.operation_name or "anonymous",
-                        "type": kind,
-                        "tenant": principal.tenant if principal else None,
-                        "key": principal.key_name if principal else None,
-                        "ms": round(elapsed * 1000, 2),
-                        "outcome": outcome,
-                        "codes": codes,
-                    }
+            request = current_request()
+            if request is not None:
+                request.fields.update(
+                    operation=name,
+                    type=kind,
+                    tenant=principal.tenant if principal else None,
+                    key=principal.key_name if principal else None,
+                    outcome=outcome,
+                    codes=codes,
                 )
-            )
 
     return RequestLog
 

@@ -31,6 +31,7 @@ from domain.access import Role
 from server.app import SystemClock, create_app
 from server.config import Settings
 from server.datadir import DataDirInUse, DataDirLock, make_private, write_private
+from server.logs import log_config
 from store.client import open_client
 from store.embedded import EngineProcess
 from store.keys import KeyStore, generate_key
@@ -174,6 +175,12 @@ def _announce(settings: Settings, dev_key: str | None) -> None:
     url = f"http://{settings.host}:{settings.port}/graphql"
     workers = f" ({settings.workers} workers)" if settings.workers > 1 else ""
     what = "GraphiQL" if settings.graphiql_enabled else "GraphQL"
+    if settings.log_format == "json":  # every line of the output is JSON, this one too
+        fields: dict[str, Any] = {"url": url, "workers": settings.workers}
+        if dev_key is not None:
+            fields.update(dev_tenant=settings.dev_tenant, dev_key=dev_key)
+        log.info("profile360 is up%s: %s at %s", workers, what, url, extra=fields)
+        return
     lines = [f"\nprofile360 is up{workers}: {what} at {url}"]
     if dev_key is not None:
         lines += [
@@ -243,11 +250,15 @@ def _run_workers(settings: Settings, sock: socket.socket, on_ready: Callable[[],
         if settings.workers == 1
         else partial(_worker_app, settings, os.getpid())
     )
+    # Every worker applies the same logging (uvicorn does, from log_config); uvicorn's access
+    # log is off: ours (profile360.requests) never writes query strings.
     config = uvicorn.Config(
         factory,
         factory=True,
         workers=settings.workers,
         log_level="info",
+        log_config=log_config(settings.log_format),
+        access_log=False,
     )
     if settings.workers == 1:
         try:

@@ -92,9 +92,15 @@ class KeyStore:
         return [_from_doc(doc) async for doc in self._keys.find(query).sort("createdAt", 1)]
 
     async def principal(self, secret: str) -> Principal | None:
-        doc = await self._keys.find_one({"_id": hash_key(secret), "revokedAt": None})
+        found = await self.holder(secret)
+        return found[0] if found is not None and not found[1] else None
+
+    async def holder(self, secret: str) -> tuple[Principal, bool] | None:
+        """Whose key this is and whether it was revoked; None for a key never issued."""
+        doc = await self._keys.find_one({"_id": hash_key(secret)})
         if doc is None:
             return None
-        return Principal(
+        principal = Principal(
             tenant=doc["tenant"], role=Role(doc["role"]), key_name=doc["name"], key_id=doc["keyId"]
         )
+        return principal, doc.get("revokedAt") is not None
