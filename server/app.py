@@ -51,6 +51,7 @@ from server.export import export_endpoint
 from server.geo import GeoIP
 from server.graphiql import SecurityHeaders, graphiql_assets, home
 from server.graphql_http import GraphQLHTTP
+from server.logs import stamp_request_ids
 from server.middleware import BodyDeadline, RequestContext
 from server.observability import (
     BodySizeLimit,
@@ -143,6 +144,7 @@ def create_app(
     geo: GeoLookup | None = None,
 ) -> Starlette:
     settings = settings or Settings.from_env()
+    stamp_request_ids()
     holder = _RuntimeHolder()
     metrics = Metrics()
     # Factories: strawberry builds the extensions per request. The parser and validation

@@ -73,6 +73,23 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def stamp_request_ids() -> None:
+    """Make every log record carry the current request's id as `request_id`, whichever
+    handler writes it (ours, pytest's, an operator's). Idempotent."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "stamps_request_ids", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        info = _current.get()
+        record.request_id = info.request_id if info is not None else None
+        return record
+
+    factory.stamps_request_ids = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def _timestamp(record: logging.LogRecord) -> str:
     moment = datetime.fromtimestamp(record.created, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -77,7 +77,7 @@ def test_the_cli_creates_lists_and_revokes_keys_next_to_a_running_server(
     start_server: StartServer, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    server = start_server({"DATA_DIR": str(data_dir)})
+    server = start_server({"DATA_DIR": str(data_dir), "API_KEY_CACHE_SECONDS": "0"})
     env = {"DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
 
     def cli(*args: str) -> str:
@@ -96,12 +96,17 @@ def test_the_cli_creates_lists_and_revokes_keys_next_to_a_running_server(
     key_id = created.split()[2]
     secret = created.strip().splitlines()[-1]
     assert secret.startswith("p360_")
-    assert "dashboard" in cli("list", "--tenant", "acme")
+    header, *rows = cli("list", "--tenant", "acme").splitlines()
+    assert header.split() == ["ID", "TENANT", "ROLE", "STATE", "CREATED", "(UTC)", "NAME"]
+    assert [row.split()[:4] for row in rows] == [[key_id, "acme", "viewer", "active"]]
     query = {"query": "{ profiles(first: 1) { edges { cursor } } }"}
     headers = {"X-API-Key": secret}
     assert httpx.post(f"{server.base_url}/graphql", json=query, headers=headers).json()["data"]
     assert "revoked" in cli("revoke", key_id)
     assert "revoked" in cli("list", "--tenant", "acme")
+    refused = httpx.post(f"{server.base_url}/graphql", json=query, headers=headers).json()
+    assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert refused["errors"][0]["message"] == "this API key was revoked"
 
 
 @pytest.fixture

@@ -34,7 +34,10 @@ async def test_a_request_without_a_key_is_unauthenticated(api: Api) -> None:
 
 
 async def test_an_unknown_key_is_unauthenticated(api: Api) -> None:
-    await api.refused("UNAUTHENTICATED", CAPTURE, capture_input("WEB", "v1"), key="p360_nope")
+    error = await api.refused(
+        "UNAUTHENTICATED", CAPTURE, capture_input("WEB", "v1"), key="p360_nope"
+    )
+    assert error["message"] == "this API key is not valid"
 
 
 async def test_the_x_api_key_header_works_too(api: Api) -> None:
@@ -52,7 +55,21 @@ async def test_a_revoked_key_stops_working_once_the_key_cache_expires(api: Api) 
     await api.ok(CAPTURE, capture_input("WEB", "v1"), key=secret)
     assert await api.keys_store.revoke(key.key_id, datetime.now(UTC))
     api.app.state.runtime.get().auth.forget()  # what the cache expiry does after its TTL
-    await api.refused("UNAUTHENTICATED", CAPTURE, capture_input("WEB", "v2"), key=secret)
+    error = await api.refused("UNAUTHENTICATED", CAPTURE, capture_input("WEB", "v2"), key=secret)
+    assert error["message"] == "this API key was revoked"
+
+
+async def test_an_export_with_a_revoked_key_is_told_the_key_was_revoked(api: Api) -> None:
+    key, secret = await api.keys_store.create("acme", Role.ADMIN, "temp", datetime.now(UTC))
+    assert (await api.http.get("/export", headers={"X-API-Key": secret})).status_code == 200
+    assert await api.keys_store.revoke(key.key_id, datetime.now(UTC))
+    api.app.state.runtime.get().auth.forget()
+    response = await api.http.get("/export", headers={"X-API-Key": secret})
+    assert response.status_code == 401
+    assert response.json()["error"] == {
+        "code": "UNAUTHENTICATED",
+        "message": "this API key was revoked",
+    }
 
 
 async def test_a_viewer_key_can_read_but_cannot_mutate(api: Api) -> None:

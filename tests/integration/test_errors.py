@@ -22,7 +22,12 @@ async def test_a_driver_failure_is_masked_as_internal_with_a_correlation_id(
 
     monkeypatch.setattr(store, "get_profile", unreachable)
     with caplog.at_level(logging.ERROR, logger="profile360.errors"):
-        body = await api.post(PROFILE, {"id": "0" * 32})
+        response = await api.http.post(
+            "/graphql",
+            json={"query": PROFILE, "variables": {"id": "0" * 32}},
+            headers={"X-API-Key": await api.key(), "X-Request-Id": "ticket-42"},
+        )
+    body = response.json()
     [error] = body["errors"]
     assert error["extensions"]["code"] == "INTERNAL"
     correlation = error["extensions"]["correlationId"]
@@ -31,6 +36,9 @@ async def test_a_driver_failure_is_masked_as_internal_with_a_correlation_id(
     for leak in ("27017", "db-7", "Errno", "ServerSelection", "Traceback", "store/"):
         assert leak not in text
     assert correlation in caplog.text  # the operator can find the real cause
+    [record] = caplog.records
+    assert (record.correlation_id, record.request_id) == (correlation, "ticket-42")  # type: ignore[attr-defined]
+    assert response.headers["X-Request-Id"] == "ticket-42"
 
 
 async def test_a_refused_operation_keeps_its_message_and_code(api: Api) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -148,7 +149,7 @@ async def test_rate_limiting_trips_and_recovers(limited: Api) -> None:
     await api.ok(CAPTURE, capture_input("WEB", "v9"), key=key)
 
 
-async def test_each_operation_is_logged_once_without_values(
+async def test_each_request_is_one_access_line_with_its_operation_and_without_values(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="profile360.requests"):
@@ -156,19 +157,31 @@ async def test_each_operation_is_logged_once_without_values(
             CAPTURE, capture_input("WEB", "v1", {"firstName": "Secretname"}), role=Role.SDK
         )
         await api.post(CAPTURE, capture_input("WEB", "null"), role=Role.SDK)
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "profile360.requests"]
-    assert len(lines) == 2
-    ok, refused = lines
-    assert ok["operation"] == "Capture"
-    assert (ok["type"], ok["tenant"], ok["key"], ok["outcome"]) == (
-        "mutation",
-        "acme",
-        "sdk-key",
-        "ok",
-    )
-    assert ok["ms"] > 0
-    assert refused["codes"] == ["BLOCKED_IDENTIFIER"]
+        await api.http.get("/graphql?query={__typename}&variables={%22x%22:%22Secretname%22}")
+    lines: list[Any] = [r for r in caplog.records if r.name == "profile360.requests"]
+    assert len(lines) == 3
+    ok, refused, got = lines
+    assert (ok.method, ok.path, ok.status, ok.operation) == ("POST", "/graphql", 200, "Capture")
+    assert (ok.type, ok.tenant, ok.key, ok.outcome) == ("mutation", "acme", "sdk-key", "ok")
+    assert ok.ms > 0
+    assert len({ok.request_id, refused.request_id, got.request_id}) == 3
+    assert refused.codes == ["BLOCKED_IDENTIFIER"]
+    assert (got.method, got.path, got.operation) == ("GET", "/graphql", "anonymous")
     assert "Secretname" not in caplog.text
+    assert all("Secretname" not in json.dumps(vars(r), default=str) for r in lines)
+
+
+async def test_every_response_carries_a_request_id_the_client_may_choose(api: Api) -> None:
+    mine = await api.http.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"X-Request-Id": "trace-1.a_B"}
+    )
+    assert mine.headers["X-Request-Id"] == "trace-1.a_B"
+    for response in (
+        await api.http.get("/healthz", headers={"X-Request-Id": "no spaces allowed"}),
+        await api.http.get("/nowhere"),
+        await api.http.post("/graphql", content=b"x" * 300_000),
+    ):
+        assert len(response.headers["X-Request-Id"]) == 16
 
 
 async def test_metrics_count_requests_errors_merges_and_database_commands(api: Api) -> None:
@@ -179,8 +192,27 @@ async def test_metrics_count_requests_errors_merges_and_database_commands(api: A
     await api.ok(IDENTIFY, identify_input("WEB", "v1", "u1"))
     await api.post(CAPTURE, capture_input("WEB", "null"))
     text = (await api.http.get("/metrics")).text
-    assert 'profile360_requests_total{operation="mutation",outcome="ok"} 3.0' in text
+    assert (
+        'profile360_requests_total{operation="Identify",outcome="ok",type="mutation"} 2.0' in text
+    )
+    assert 'profile360_requests_total{operation="Capture",outcome="ok",type="mutation"} 1.0' in text
+    assert (
+        'profile360_requests_total{operation="Capture",outcome="error",type="mutation"} 1.0' in text
+    )
     assert 'profile360_errors_total{code="BLOCKED_IDENTIFIER"} 1.0' in text
     assert 'profile360_merges_total{trigger="IDENTIFY"} 1.0' in text
     assert 'profile360_db_commands_total{command="findAndModify"}' in text
-    assert "profile360_request_duration_seconds_bucket" in text
+    assert 'profile360_request_duration_seconds_bucket{le="0.005",operation="Capture"}' in text
+
+
+async def test_metrics_count_operation_names_past_the_first_200_as_other(api: Api) -> None:
+    key = await api.key(Role.VIEWER)
+    for i in range(205):
+        await api.ok(f"query Dashboard{i} {{ __typename }}", key=key)
+    await api.ok("query Dashboard0 { __typename }", key=key)  # a known name keeps its label
+    await api.ok("{ __typename }", key=key)
+    text = (await api.http.get("/metrics")).text
+    counted = re.findall(r'profile360_requests_total\{operation="([^"]+)"', text)
+    assert len(set(counted)) == 201
+    assert 'profile360_requests_total{operation="other",outcome="ok",type="query"} 6.0' in text
+    assert 'profile360_requests_total{operation="Dashboard0",outcome="ok",type="query"} 2.0' in text
