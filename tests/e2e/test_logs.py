@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -323,3 +324,22 @@ async def test_an_unexpected_error_is_logged_with_the_request_id_and_the_correla
     [logged] = [line for line in _json_lines(server) if line["level"] == "ERROR"]
     assert (logged["request_id"], logged["correlation_id"]) == ("support-ticket-42", correlation)
     assert "Traceback" in logged["exception"]  # the cause, in the same one line
+
+
+def test_with_the_embedded_engine_and_json_logs_the_start_up_banner_is_json_too(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server({"DATA_DIR": str(tmp_path / "data"), "LOG_FORMAT": "json"})
+    key = (tmp_path / "data" / "dev-api-key").read_text().strip()
+    served = httpx.post(
+        f"{server.base_url}/graphql",
+        json={"query": "{ profiles(first: 1) { edges { cursor } } }"},
+        headers={"X-API-Key": key},
+    )
+    assert served.json() == {"data": {"profiles": {"edges": []}}}
+    assert server.stop() == 0
+    lines = _json_lines(server)
+    assert all(ISO_UTC.fullmatch(line["time"]) for line in lines)
+    [banner] = [line for line in lines if line["message"] == "profile360 is up"]
+    assert banner["dev_key"] == key
+    assert banner["graphiql"] == f"{server.base_url}/graphql"
