@@ -148,13 +148,17 @@ class RequestContext:
         access_log.info(line, extra=fields)
 
 
+_CLOSE = (b"connection", b"close")
+
+
 class _BodyTimedOut(Exception):
     pass
 
 
 class BodyDeadline:
     """A request body that has not fully arrived `seconds` after the request started is
-    answered 408 and its connection closed, so slow or stalled clients are not held open."""
+    answered 408 and its connection closed, so slow or stalled clients are not held open; a
+    response sent before its request's body was read closes the connection too."""
 
     def __init__(self, app: Any, seconds: float) -> None:
         self._app = app
@@ -165,7 +169,8 @@ class BodyDeadline:
             await self._app(scope, receive, send)
             return
         deadline = asyncio.get_running_loop().time() + self._seconds
-        arrived = False
+        declared = _header(scope, b"content-length")
+        arrived = _header(scope, b"transfer-encoding") is None and declared in (None, "0")
         started = False
 
         async def timed_receive() -> Message:
@@ -184,7 +189,12 @@ class BodyDeadline:
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if not arrived:
+                    # Answered before its body was read (a refusal): the rest of the body would
+                    # keep the connection busy for as long as the client cares to send it.
+                    message = {**message, "headers": [*message["headers"], _CLOSE]}
             await send(message)
 
         try:

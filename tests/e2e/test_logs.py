@@ -257,6 +257,13 @@ def test_a_body_that_does_not_arrive_in_time_is_answered_408_and_the_connection_
             ]
         }
         sock.close()
+    # A refusal sent before the body was read closes the connection too.
+    refused = socket.create_connection(("127.0.0.1", server.port))
+    refused.sendall(b"POST /healthz HTTP/1.1\r\nHost: test\r\nContent-Length: 99\r\n\r\n{")
+    received, closed = _read_all(refused, timeout=3)
+    refused.close()
+    assert received.startswith(b"HTTP/1.1 405")
+    assert closed
     # A body that arrives in time is served as usual.
     ok = httpx.post(f"{server.base_url}/graphql", json={"query": "{ __typename }"})
     assert ok.json() == {"data": {"__typename": "Query"}}
