@@ -52,3 +52,23 @@ async def test_a_malformed_query_is_a_validation_error(api: Api) -> None:
     assert error["extensions"]["code"] == "VALIDATION_FAILED"
     error = await api.error('{ profile(id: "x") { noSuchField } }')
     assert error["extensions"]["code"] == "VALIDATION_FAILED"
+
+
+async def test_a_failure_outside_graphql_is_internal_with_a_correlation_id_and_both_ids_logged(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(client: Any) -> bool:
+        raise RuntimeError("db-7.internal:27017 is on fire")
+
+    monkeypatch.setattr("server.app.ping", broken)
+    with caplog.at_level(logging.ERROR, logger="profile360.errors"):
+        response = await api.http.get("/readyz", headers={"X-Request-Id": "probe-9"})
+    assert response.status_code == 500
+    assert response.headers["X-Request-Id"] == "probe-9"
+    [error] = response.json()["errors"]
+    correlation = error["extensions"]["correlationId"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert "db-7" not in response.text
+    [record] = caplog.records
+    assert (record.correlation_id, record.request_id) == (correlation, "probe-9")  # type: ignore[attr-defined]
+    assert "on fire" in caplog.text  # the cause is in the log, not in the response
