@@ -66,10 +66,8 @@ async def test_an_export_with_a_revoked_key_is_told_the_key_was_revoked(api: Api
     api.app.state.runtime.get().auth.forget()
     response = await api.http.get("/export", headers={"X-API-Key": secret})
     assert response.status_code == 401
-    assert response.json()["error"] == {
-        "code": "UNAUTHENTICATED",
-        "message": "this API key was revoked",
-    }
+    assert "UNAUTHENTICATED" in response.text
+    assert "this API key was revoked" in response.text
 
 
 async def test_a_viewer_key_can_read_but_cannot_mutate(api: Api) -> None:
