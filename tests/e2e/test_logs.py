@@ -177,6 +177,8 @@ def test_a_client_that_disconnects_mid_upload_is_one_info_line(
     start_server: StartServer, mongo_uri: str, database: tuple[str, Any]
 ) -> None:
     server, _ = _start(start_server, mongo_uri, database[0], LOG_FORMAT="json")
+    httpx.get(f"{server.base_url}/healthz", headers={"X-Request-Id": "mark"})
+    _wait_for(server, '"request_id": "mark"')  # the start-up probes' lines are all written
     before = len(_lines(server))
     for _ in range(3):
         sock = _open_upload(server.port)
@@ -329,7 +331,7 @@ async def test_an_unexpected_error_is_logged_with_the_request_id_and_the_correla
     assert error["extensions"]["code"] == "INTERNAL"
     correlation = error["extensions"]["correlationId"]
     assert response.headers["X-Request-Id"] == "support-ticket-42"
-    _wait_for(server, '"profile360.requests"')
+    _wait_for(server, '"request_id": "support-ticket-42"')
     [logged] = [line for line in _json_lines(server) if line["level"] == "ERROR"]
     assert (logged["request_id"], logged["correlation_id"]) == ("support-ticket-42", correlation)
     assert "Traceback" in logged["exception"]  # the cause, in the same one line
