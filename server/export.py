@@ -111,9 +111,11 @@ async def _ndjson(profiles: AsyncIterator[Profile], columns: Sequence[str]) -> A
 
 
 def _error(error: DomainError) -> Response:
-    body: dict[str, Any] = {"error": {"code": error.code.value, "message": error.message}}
+    """A refusal in the same GraphQL-shaped body as every other refusal of the service."""
+    extensions: dict[str, Any] = {"code": error.code.value}
     if error.field:
-        body["error"]["field"] = error.field
+        extensions["field"] = error.field
+    body = {"errors": [{"message": error.message, "extensions": extensions}]}
     return JSONResponse(body, status_code=_STATUS.get(error.code, 400))
 
 
