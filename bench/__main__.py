@@ -33,7 +33,7 @@ OPS = int(os.environ.get("BENCH_OPS", "200"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
-CAPTURE = """mutation C($input: CaptureInput!) {
+CAPTURE = """mutation C($input: CapturePropertiesInput!) {
   captureProperties(input: $input) { created profile { id userId } } }"""
 IDENTIFY = """mutation I($input: IdentifyInput!) {
   identify(input: $input) { outcome mergedProfileId profile { id userId properties } } }"""

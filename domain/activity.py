@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from domain.errors import NotFound, ValidationFailed
 from domain.events import (
+    CLIENT_ID,
     Conversation,
     ConversationKind,
     ConversationStatus,
@@ -181,6 +182,18 @@ class ActivityService:
                 settled += 1
         return settled
 
+    async def event(self, tenant: str, key: str) -> Event | None:
+        """An event by its key within the tenant (the client's eventId, or the one given it)."""
+        if not CLIENT_ID.fullmatch(key):
+            return None
+        return await self._activity.get_event(tenant, event_storage_id(tenant, key))
+
+    async def conversation(self, tenant: str, conversation_id: str) -> Conversation | None:
+        """A conversation by the client's id."""
+        if not CLIENT_ID.fullmatch(conversation_id):
+            return None
+        return await self._activity.get_conversation(tenant, conversation_id)
+
     async def event_history(
         self,
         tenant: str,
@@ -251,7 +264,7 @@ class ActivityService:
         sender_id: str | None,
         profile_id: str | None,
     ) -> Conversation:
-        check_client_id(conversation.id, field="id")
+        check_client_id(conversation.id, field="conversationId")
         check_subject(conversation.subject)
         now = self._clock.now()
         started = check_occurred_at(conversation.started_at, now, field="startedAt")

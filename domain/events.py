@@ -72,6 +72,11 @@ def event_storage_id(tenant: str, client_id: str) -> str:
     return f"{tenant}|e|{client_id}"
 
 
+def event_key(storage_id: str) -> str:
+    """The part of an event's storage id that names it within its tenant."""
+    return storage_id.split("|e|", 1)[1]
+
+
 def conversation_key(tenant: str, conversation_id: str) -> str:
     """A conversation's key: the client's id, so a second call updates it."""
     return f"{tenant}|c|{conversation_id}"

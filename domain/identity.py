@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from domain.errors import BlockedIdentifier, ValidationFailed
-from domain.properties import normalise_email, normalise_phone
+from domain.properties import CHANNEL_NAMES, normalise_email, normalise_phone
 from domain.values import check_text
 
 MAX_IDENTIFIER_LENGTH = 256
@@ -30,6 +30,10 @@ class Channel(StrEnum):
     MESSENGER = "MESSENGER"
     INSTAGRAM = "INSTAGRAM"
     API = "API"
+
+
+if {c.value for c in Channel} != CHANNEL_NAMES:  # pragma: no cover
+    raise AssertionError("domain.properties.CHANNEL_NAMES must list every Channel")
 
 
 class IdentityType(StrEnum):

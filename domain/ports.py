@@ -374,6 +374,10 @@ class ActivityStore(Protocol):
 
     async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation | None: ...
 
+    async def get_event(self, tenant: str, event_key: str) -> Event | None:
+        """The stored event with this storage key, if the tenant has it."""
+        ...
+
     async def pending_events(
         self, received_before: datetime, after: str | None, limit: int
     ) -> list[tuple[str, Event]]:

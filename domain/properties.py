@@ -78,7 +78,7 @@ SYSTEM_PROPERTIES: Mapping[str, PropertyDefinition] = {
         _system("timezone", _T.STRING, "IANA time zone, e.g. Asia/Kolkata"),
         _system("email", _T.EMAIL, "Email address"),
         _system("phone", _T.PHONE, "Phone number in E.164"),
-        _system("lastChannel", _T.STRING, "Channel of the most recent capture"),
+        _system("lastChannel", _T.STRING, "Channel of the most recent contact (a Channel name)"),
         _system("dob", _T.DATE, "Date of birth"),
         _system("lastSession", _T.DATETIME, "Time of the most recent capture"),
         _system("emailOptin", _T.BOOLEAN, "Subscribed to email"),
@@ -298,7 +298,17 @@ def validate_value(definition: PropertyDefinition, value: Any, *, field: str) ->
     raise AssertionError(definition.type)  # pragma: no cover
 
 
+# The names of domain.identity.Channel (which imports this module): lastChannel is one of them.
+CHANNEL_NAMES = frozenset(
+    {"WEB", "WHATSAPP", "SMS", "VOICE", "EMAIL", "MESSENGER", "INSTAGRAM", "API"}
+)
+
+
 def _validate_system_string(name: str, field: str, text: str) -> str:
+    if name == "lastChannel":
+        if text not in CHANNEL_NAMES:
+            raise _fail(name, field, f"expects a channel: {', '.join(sorted(CHANNEL_NAMES))}")
+        return text
     if name in ("firstName", "lastName"):
         if not is_valid_person_name(text):
             raise _fail(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -29,6 +30,9 @@ def build_schema(
     return _Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[*(extensions or []), ErrorFormatter],
+        extensions=[
+            *(extensions or []),
+            partial(ErrorFormatter, hide_suggestions=not field_suggestions),
+        ],
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
     )

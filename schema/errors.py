@@ -4,6 +4,7 @@ is masked as INTERNAL with a correlation id that is also logged."""
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -15,7 +16,29 @@ from domain.errors import Contention, DomainError, ErrorCode
 log = logging.getLogger("profile360.errors")
 
 
-def format_error(error: GraphQLError) -> GraphQLError:
+# graphql-core appends " Did you mean ...?" to the messages of several validation rules (unknown
+# types, fields, arguments, input fields, missing sub-selections) and of variable and literal
+# coercion (input fields, enum values): every suggestion names part of the schema. Names hold
+# no '?', so a suggestion ends at the first one.
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def without_suggestions(message: str) -> str:
+    """The message with every "Did you mean ...?" taken out."""
+    return _SUGGESTION.sub("", message)
+
+
+def format_error(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
+    if hide_suggestions and "Did you mean" in error.message:
+        error = GraphQLError(
+            without_suggestions(error.message),
+            error.nodes,
+            error.source,
+            error.positions,
+            error.path,
+            error.original_error,
+            error.extensions,
+        )
     original = error.original_error
     while isinstance(original, GraphQLError) and original.original_error is not None:
         original = original.original_error
@@ -78,10 +101,16 @@ def format_error(error: GraphQLError) -> GraphQLError:
 
 
 class ErrorFormatter(SchemaExtension):
-    """Rewrites every error of a result into the public error contract (SPEC §9)."""
+    """Rewrites every error of a result into the public error contract: a message and a code,
+    without suggestions that would reveal the schema when `hide_suggestions` is set."""
+
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        self.hide_suggestions = hide_suggestions
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = [format_error(e) for e in result.errors]
+            result.errors = [
+                format_error(e, hide_suggestions=self.hide_suggestions) for e in result.errors
+            ]

@@ -10,42 +10,37 @@ import strawberry
 from domain import model as domain
 from schema.context import Info, SegmentCountKey
 from schema.cursors import profile_after
-from schema.scalars import JSON
+from schema.filters import SavedFilter
+from schema.ids import Kind, to_global
+from schema.node import Node
+from schema.pages import DEFAULT_PAGE, After, First, page_size
 from schema.types import ProfileConnection
 
 
-@strawberry.type(description="A saved filter; count and members are always live")
-class Segment:
+@strawberry.type(description="A saved filter; its count and members are always live")
+class Segment(Node):
+    name: str = strawberry.field(description="The segment's name")
+    description: str = strawberry.field(description="What the segment is for (may be empty)")
+    created_at: datetime = strawberry.field(description="When the segment was created")
+    updated_at: datetime = strawberry.field(description="When the segment last changed")
     _segment: strawberry.Private[domain.Segment]
     _tenant: strawberry.Private[str]
 
     @classmethod
     def from_domain(cls, segment: domain.Segment, tenant: str) -> Self:
-        return cls(_segment=segment, _tenant=tenant)
+        return cls(
+            id=strawberry.ID(to_global(Kind.SEGMENT, segment.id)),
+            name=segment.name,
+            description=segment.description,
+            created_at=segment.created_at,
+            updated_at=segment.updated_at,
+            _segment=segment,
+            _tenant=tenant,
+        )
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self._segment.id)
-
-    @strawberry.field
-    def name(self) -> str:
-        return self._segment.name
-
-    @strawberry.field
-    def description(self) -> str:
-        return self._segment.description
-
-    @strawberry.field(description="The filter, in the same form as ProfileFilter")
-    def filter(self) -> JSON:
-        return JSON(dict(self._segment.filter))
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self._segment.created_at
-
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self._segment.updated_at
+    @strawberry.field(description="The saved filter, in the shape of ProfileFilter")
+    def filter(self) -> SavedFilter:
+        return SavedFilter.from_raw(self._segment.filter)
 
     @strawberry.field(description="How many profiles match now")
     async def count(self, info: Info) -> int:
@@ -55,8 +50,10 @@ class Segment:
 
     @strawberry.field(description="The profiles that match now, oldest first")
     async def members(
-        self, info: Info, first: int | None = 20, after: str | None = None
+        self, info: Info, first: First = DEFAULT_PAGE, after: After = None
     ) -> ProfileConnection:
         after_id = profile_after(after)
-        page = await info.context.segments.members(self._tenant, self._segment, first, after_id)
+        page = await info.context.segments.members(
+            self._tenant, self._segment, page_size(first), after_id
+        )
         return ProfileConnection.from_page(page.profiles, page.has_next, after_id is not None)

@@ -93,9 +93,10 @@ class Runtime:
 
 
 class _GraphQL(GraphQLHTTP):
-    def __init__(self, runtime: _RuntimeHolder, **kwargs: Any) -> None:
+    def __init__(self, runtime: _RuntimeHolder, *, hide_suggestions: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._runtime = runtime
+        self._hide_suggestions = hide_suggestions
 
     async def get_context(self, request: Any, response: Any) -> Context:
         runtime = self._runtime.get()
@@ -123,7 +124,9 @@ class _GraphQL(GraphQLHTTP):
         # The last line of defence: errors raised outside the operation hooks (an extension
         # failing, say) are formatted and masked here too. Formatting is idempotent.
         if result.errors:
-            result.errors = [format_error(e) for e in result.errors]
+            result.errors = [
+                format_error(e, hide_suggestions=self._hide_suggestions) for e in result.errors
+            ]
         return await super().process_result(request, result)
 
 
@@ -168,6 +171,7 @@ def create_app(
         extensions.append(DisableIntrospection)
     graphql = _GraphQL(
         holder,
+        hide_suggestions=settings.production,
         schema=build_schema(extensions, field_suggestions=not settings.production),
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
     )

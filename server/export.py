@@ -23,6 +23,7 @@ from domain.model import Profile
 from domain.properties import NOT_IN_PROPERTY_MAP, check_property_name
 from domain.segments import SegmentService
 from domain.services import ProfileService
+from schema.ids import Kind, profile_id, require
 from schema.scalars import iso
 
 _STATUS = {
@@ -76,7 +77,7 @@ def _json(value: Any) -> Any:
 
 def _fixed(profile: Profile) -> dict[str, Any]:
     return {
-        "id": profile.id,
+        "id": profile_id(profile.id),
         "userId": profile.user_id,
         "createdAt": profile.created_at,
         "updatedAt": profile.updated_at,
@@ -147,7 +148,7 @@ async def _export(
     columns = await _columns(request.query_params.get("properties"), profiles, tenant)
     segment_id = request.query_params.get("segment")
     if segment_id:
-        segment = await segments.get(tenant, segment_id)
+        segment = await segments.get(tenant, require(Kind.SEGMENT, segment_id, field="segment"))
         query = await segments.query(tenant, segment)
     else:
         query = await profiles.query(tenant, None, None)

@@ -212,6 +212,10 @@ class MongoActivityStore:
             async for row in self.profiles.aggregate(pipeline)
         }
 
+    async def get_event(self, tenant: str, event_key: str) -> Event | None:
+        doc = await self.events.find_one({"_id": event_key, "tenant": tenant})
+        return _event(doc) if doc else None
+
     async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation | None:
         doc = await self.conversations.find_one({"_id": conversation_key(tenant, conversation_id)})
         return _conversation(doc) if doc else None

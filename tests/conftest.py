@@ -14,6 +14,7 @@ import pytest
 from pymongo import monitoring
 
 from domain.access import Role
+from schema.ids import Kind, parse, to_global
 from server.app import create_app
 from server.config import Settings
 from server.geo import GeoIP
@@ -76,6 +77,30 @@ class GraphQLError(AssertionError):
     pass
 
 
+# Variables that name a profile: with stored ids, a bare stored key is sent as its global id.
+_PROFILE_ID_KEYS = frozenset({"id", "profileId", "targetId", "sourceId"})
+
+
+def _to_global_ids(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_global_ids(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_global_ids(v, key) for v in value]
+    if isinstance(value, str) and key in _PROFILE_ID_KEYS and parse(value) is None:
+        return to_global(Kind.PROFILE, value)
+    return value
+
+
+def _to_stored_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_stored_ids(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_stored_ids(v) for v in value]
+    if isinstance(value, str) and (parsed := parse(value)) and parsed[0] is Kind.PROFILE:
+        return parsed[1]
+    return value
+
+
 class Api:
     """The real application over HTTP (ASGI transport), with keys for every role."""
 
@@ -85,6 +110,12 @@ class Api:
         self.keys_store = keys
         self.db = db
         self._keys: dict[tuple[str, Role], str] = {}
+        self.stored_ids = False
+
+    def speak_stored_ids(self) -> None:
+        """From now on, profile ids in answers are the database's keys, and variables may name
+        profiles by them: for tests about what is stored, which compare ids with documents."""
+        self.stored_ids = True
 
     async def key(self, role: Role = Role.ADMIN, tenant: str = TENANT) -> str:
         if (tenant, role) not in self._keys:
@@ -107,11 +138,15 @@ class Api:
         secret = key if key is not None else await self.key(role, tenant)
         if secret:
             headers["Authorization"] = f"Bearer {secret}"
+        if self.stored_ids:
+            variables = _to_global_ids(variables or {})
         response = await self.http.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
+        if self.stored_ids:
+            body = _to_stored_ids(body)
         return body
 
     async def ok(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:

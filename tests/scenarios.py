@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.queries import CAPTURE, IDENTIFY, capture_input, identify_input
+from tests.integration.queries import CAPTURE, IDENTIFY, capture_input, identify_input, raw_id
 
 
 async def _post(
@@ -51,7 +51,7 @@ async def many_senders_identify_as_one_new_user(
 
     [survivor] = await active_profiles(db, tenant)  # no orphan profile is left
     assert survivor["userId"] == "new-user"
-    assert {r["identify"]["profile"]["id"] for r in results} == {survivor["_id"]}
+    assert {raw_id(r["identify"]["profile"]["id"]) for r in results} == {survivor["_id"]}
     bindings = await identities(db, tenant)
     assert len(bindings) == senders + 1  # every sender, plus the userId key
     assert {b["profileId"] for b in bindings} == {survivor["_id"]}
@@ -71,7 +71,7 @@ async def one_sender_first_captures_at_once(
     )
     assert sum(r["captureProperties"]["created"] for r in results) == 1
     [profile] = await active_profiles(db, tenant)
-    assert {r["captureProperties"]["profile"]["id"] for r in results} == {profile["_id"]}
+    assert {raw_id(r["captureProperties"]["profile"]["id"]) for r in results} == {profile["_id"]}
     [binding] = await identities(db, tenant)
     assert binding["profileId"] == profile["_id"]
     assert profile["props"]["phone"] == "+919876543210"

@@ -59,7 +59,7 @@ async def exporting(
         headers = {"Authorization": f"Bearer {key}"}
         for name, type_ in (("note", "STRING"), ("labels", "LIST")):
             query = f'mutation {{ defineProperty(input: {{name: "{name}", type: {type_}}}) '
-            query += "{ name } }"
+            query += "{ propertyDefinition { name } } }"
             response = await http.post("/graphql", json={"query": query}, headers=headers)
             assert "errors" not in response.json()
     now = datetime.now(UTC)
@@ -151,10 +151,13 @@ async def test_a_segment_export_holds_only_its_members(
     exporting: tuple[ServerProcess, str, Any],
 ) -> None:
     server, key, _ = exporting
-    create = 'mutation { createSegment(input: {name: "VIP", filter: {tag: "vip"}}) { id count } }'
+    create = (
+        'mutation { createSegment(input: {name: "VIP", filter: {tag: "vip"}}) '
+        "{ segment { id count } } }"
+    )
     async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
         response = await http.post("/graphql", json={"query": create}, headers={"X-API-Key": key})
-    segment = response.json()["data"]["createSegment"]
+    segment = response.json()["data"]["createSegment"]["segment"]
     assert segment["count"] == PROFILES // 10
     text, _, _ = await _stream(server, key, f"format=ndjson&segment={segment['id']}")
     records = [json.loads(line) for line in text.splitlines()]

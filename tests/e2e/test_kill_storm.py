@@ -62,7 +62,9 @@ SENDERS = {world: _senders(world) for world in (KEPT, DOOMED)}
 USERS = {world: [f"{world[0]}-user-{n}" for n in range(8)] for world in (KEPT, DOOMED)}
 
 CAPTURE = """
-mutation Capture($input: CaptureInput!) { captureProperties(input: $input) { profile { id } } }
+mutation Capture($input: CapturePropertiesInput!) {
+  captureProperties(input: $input) { profile { id } }
+}
 """
 IDENTIFY = """
 mutation Identify($input: IdentifyInput!) {
@@ -79,7 +81,7 @@ mutation Track($input: TrackEventInput!) { trackEvent(input: $input) { counted p
 """
 RECORD = """
 mutation Record($input: RecordConversationInput!) {
-  recordConversation(input: $input) { id profileId }
+  recordConversation(input: $input) { conversation { id profileId } }
 }
 """
 OWNER = """
@@ -92,7 +94,7 @@ mutation Detach($input: DetachIdentityInput!) {
   detachIdentity(input: $input) { profile { id } detached { id } }
 }
 """
-DELETE = "mutation Delete($id: ID!) { deleteProfile(id: $id) }"
+DELETE = "mutation Delete($id: ID!) { deleteProfile(input: {id: $id}) { deletedProfileId } }"
 
 
 @dataclass
@@ -206,9 +208,9 @@ class Storm:
                     self.tracked.add(event_id)
         elif kind == "record":
             conversation = f"{world}-c{rng.randrange(12)}"
-            value = {"id": conversation, "channel": channel, "senderId": sender}
+            value = {"conversationId": conversation, "channel": channel, "senderId": sender}
             if data := await self.post(RECORD, {"input": value}):
-                self._saw(world, data["recordConversation"]["profileId"])
+                self._saw(world, data["recordConversation"]["conversation"]["profileId"])
         elif kind == "detach":
             owner = await self.post(OWNER, {"channel": channel, "senderId": sender})
             if owner and owner["profileByIdentity"]:

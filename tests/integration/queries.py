@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from schema.ids import Kind, parse, to_global
+
 PROFILE_FIELDS = """
     id userId identified properties tags firstName lastName country timezone phone email
     emailOptin lastChannel lastSession createdAt updatedAt mergedFrom mergedInto requestedId
@@ -13,7 +15,7 @@ PROFILE_FIELDS = """
 """
 
 CAPTURE = f"""
-mutation Capture($input: CaptureInput!) {{
+mutation Capture($input: CapturePropertiesInput!) {{
   captureProperties(input: $input) {{ created profile {{ {PROFILE_FIELDS} }} }}
 }}
 """
@@ -26,13 +28,13 @@ mutation Identify($input: IdentifyInput!) {{
 
 UPDATE = f"""
 mutation Update($input: UpdateProfileInput!) {{
-  updateProfile(input: $input) {{ {PROFILE_FIELDS} }}
+  updateProfile(input: $input) {{ profile {{ {PROFILE_FIELDS} }} }}
 }}
 """
 
 DEFINE = """
 mutation Define($input: DefinePropertyInput!) {
-  defineProperty(input: $input) { name type description system }
+  defineProperty(input: $input) { propertyDefinition { name type description system } }
 }
 """
 
@@ -60,6 +62,32 @@ query Profiles($first: Int, $after: String) {{
 """
 
 
+def _filter_fields(depth: int) -> str:
+    leaves = "tag property { name op value } event { name did minCount maxCount withinLastDays }"
+    if depth == 0:
+        return leaves
+    inner = _filter_fields(depth - 1)
+    return f"{leaves} and {{ {inner} }} or {{ {inner} }} not {{ {inner} }}"
+
+
+# A saved filter read back, four levels deep (a client selects the depth it uses).
+FILTER_FIELDS = _filter_fields(3)
+
+
+def saved_filter(typed: dict[str, Any]) -> dict[str, Any]:
+    """A segment's typed filter in the client form it was given in (unset fields dropped)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    result: dict[str, Any] = strip(typed)
+    return result
+
+
 def capture_input(
     channel: str, sender: str, properties: dict[str, Any] | None = None, **context: Any
 ) -> dict[str, Any]:
@@ -84,14 +112,14 @@ TRACK = """
 mutation Track($input: TrackEventInput!) {
   trackEvent(input: $input) {
     counted
-    event { name eventId occurredAt properties }
+    event { id name eventId occurredAt properties }
     profile { id events { name count firstSeen lastSeen } }
   }
 }
 """
 
 HISTORY = """
-query History($id: ID!, $name: String, $first: Int!, $after: String) {
+query History($id: ID!, $name: String, $first: Int, $after: String) {
   profile(id: $id) {
     eventHistory(name: $name, first: $first, after: $after) {
       edges { cursor node { name occurredAt eventId } }
@@ -104,13 +132,15 @@ query History($id: ID!, $name: String, $first: Int!, $after: String) {
 RECORD = """
 mutation Record($input: RecordConversationInput!) {
   recordConversation(input: $input) {
-    id profileId channel kind status subject startedAt updatedAt closedAt
+    conversation {
+      id conversationId profileId channel kind status subject startedAt updatedAt closedAt
+    }
   }
 }
 """
 
 ACTIVITY = """
-query Activity($id: ID!, $first: Int!, $after: String) {
+query Activity($id: ID!, $first: Int, $after: String) {
   profile(id: $id) {
     activity(first: $first, after: $after) {
       edges {
@@ -118,7 +148,7 @@ query Activity($id: ID!, $first: Int!, $after: String) {
         node {
           __typename
           ... on Event { name occurredAt }
-          ... on Conversation { id kind status startedAt }
+          ... on Conversation { id conversationId kind status startedAt }
         }
       }
       pageInfo { hasNextPage endCursor }
@@ -136,22 +166,24 @@ query Filtered($where: ProfileFilter, $search: String, $first: Int, $after: Stri
 }
 """
 
-CREATE_SEGMENT = """
-mutation CreateSegment($input: CreateSegmentInput!) {
-  createSegment(input: $input) { id name description filter count }
-}
+CREATE_SEGMENT = f"""
+mutation CreateSegment($input: CreateSegmentInput!) {{
+  createSegment(input: $input) {{
+    segment {{ id name description filter {{ {FILTER_FIELDS} }} count }}
+  }}
+}}
 """
 
-SEGMENT = """
-query Segment($id: ID!, $first: Int, $after: String) {
-  segment(id: $id) {
-    id name count filter
-    members(first: $first, after: $after) {
-      edges { node { id userId } }
-      pageInfo { hasNextPage endCursor }
-    }
-  }
-}
+SEGMENT = f"""
+query Segment($id: ID!, $first: Int, $after: String) {{
+  segment(id: $id) {{
+    id name count filter {{ {FILTER_FIELDS} }}
+    members(first: $first, after: $after) {{
+      edges {{ node {{ id userId }} }}
+      pageInfo {{ hasNextPage endCursor }}
+    }}
+  }}
+}}
 """
 
 
@@ -206,3 +238,15 @@ mutation Detach($input: DetachIdentityInput!) {{
 
 def merge_input(target: str, source: str) -> dict[str, Any]:
     return {"input": {"targetId": target, "sourceId": source}}
+
+
+def raw_id(global_id: str) -> str:
+    """The stored key behind a global id (what the database's `_id` holds)."""
+    parsed = parse(global_id)
+    assert parsed is not None, global_id
+    return parsed[1]
+
+
+def profile_gid(key: str) -> str:
+    """The global id the API shows for the profile stored under `key`."""
+    return to_global(Kind.PROFILE, key)

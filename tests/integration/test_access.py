@@ -101,7 +101,7 @@ async def test_an_sdk_key_writes_and_reads_one_profile_but_cannot_list_or_edit(a
 async def test_an_agent_key_edits_but_does_not_capture_or_define(api: Api) -> None:
     profile_id = await _profile_id(api)
     data = await api.ok(UPDATE, {"input": {"id": profile_id, "addTags": ["vip"]}}, role=Role.AGENT)
-    assert data["updateProfile"]["tags"] == ["vip"]
+    assert data["updateProfile"]["profile"]["tags"] == ["vip"]
     await api.refused("FORBIDDEN", CAPTURE, capture_input("WEB", "v2"), role=Role.AGENT)
     await api.refused(
         "FORBIDDEN", DEFINE, {"input": {"name": "plan", "type": "STRING"}}, role=Role.AGENT

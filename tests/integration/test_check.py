@@ -30,10 +30,11 @@ from tests.integration.queries import (
     capture_input,
     identify_input,
     merge_input,
+    raw_id,
     track_input,
 )
 
-DELETE = "mutation Delete($id: ID!) { deleteProfile(id: $id) }"
+DELETE = "mutation Delete($id: ID!) { deleteProfile(input: {id: $id}) { deletedProfileId } }"
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
 
@@ -54,9 +55,9 @@ async def _track(api: Api, name: str, channel: str, sender: str, at: str) -> Non
 
 
 async def _talk(api: Api, conversation_id: str, channel: str, sender: str) -> str:
-    value = {"id": conversation_id, "channel": channel, "senderId": sender}
+    value = {"conversationId": conversation_id, "channel": channel, "senderId": sender}
     data = await api.ok(RECORD, {"input": value})
-    profile_id: str = data["recordConversation"]["profileId"]
+    profile_id: str = data["recordConversation"]["conversation"]["profileId"]
     return profile_id
 
 
@@ -138,7 +139,8 @@ async def _world(api: Api) -> World:
     anonymous = await _capture(api, "WEB", "v-7")
     erased = await _capture(api, "WEB", "v-9")
     await api.ok(DELETE, {"id": erased})
-    return World(survivor, redirect, anonymous, erased)
+    # The corruptions below write to the database, which keys profiles by their stored ids.
+    return World(raw_id(survivor), raw_id(redirect), raw_id(anonymous), raw_id(erased))
 
 
 Corruption = Callable[[Any, World], Awaitable[None]]
@@ -336,7 +338,7 @@ async def test_a_merge_stalled_after_its_fold_is_reported_and_repair_finishes_it
     assert (await InvariantChecker(api.db).scan()).count(ProblemKind.STALLED_OPERATION) == 0
     stalled = await InvariantChecker(api.db, window_seconds=0).scan()
     assert stalled.count(ProblemKind.STALLED_OPERATION) == 1
-    assert stalled.examples[ProblemKind.STALLED_OPERATION] == [source]
+    assert stalled.examples[ProblemKind.STALLED_OPERATION] == [raw_id(source)]
 
     assert await _repair(api, None) == "repaired: 1 merge finished or released"
     assert (await InvariantChecker(api.db, window_seconds=0).scan()).found() == {}
@@ -344,7 +346,7 @@ async def test_a_merge_stalled_after_its_fold_is_reported_and_repair_finishes_it
     assert "errors" not in await merging
     assert (await InvariantChecker(api.db, window_seconds=0).scan()).found() == {}
     moved = await api.db["events"].find_one({"tenant": TENANT})
-    assert moved["profileId"] == target
+    assert moved["profileId"] == raw_id(target)
 
 
 async def test_repair_of_one_tenant_leaves_the_other_alone(api: Api) -> None:
@@ -416,7 +418,7 @@ async def test_two_identical_switches_leave_the_key_in_its_new_profiles_ledger(
     api: Api,
 ) -> None:
     await _identify(api, "API", "crm-x", "u-0")
-    owner = (await _identify(api, "API", "crm-e", "u-1"))["profile"]["id"]
+    owner = raw_id((await _identify(api, "API", "crm-e", "u-1"))["profile"]["id"])
     gate = Gate("reserve_key")
     first = await _paused(gate, api.post(IDENTIFY, identify_input("API", "crm-x", "u-1")))
     assert (await _identify(api, "API", "crm-x", "u-1"))["outcome"] == "SWITCHED"

@@ -13,7 +13,9 @@ from tests.integration.queries import CAPTURE, DEFINE, IDENTIFY, capture_input, 
 
 # Lean selections: nested fields such as `identities` add one batched query of their own.
 LEAN_CAPTURE = """
-mutation C($input: CaptureInput!) { captureProperties(input: $input) { created profile { id } } }
+mutation C($input: CapturePropertiesInput!) {
+  captureProperties(input: $input) { created profile { id } }
+}
 """
 LEAN_IDENTIFY = """
 mutation I($input: IdentifyInput!) {

@@ -14,14 +14,18 @@ from tests.integration.queries import (
     TRACK,
     capture_input,
     identify_input,
+    profile_gid,
+    raw_id,
     track_input,
 )
 
-DELETE = "mutation Delete($id: ID!) { deleteProfile(id: $id) }"
+DELETE = """
+mutation Delete($id: ID!) { deleteProfile(input: {id: $id}) { deletedProfileId } }
+"""
 
 
 def record_input(conversation_id: str, **fields: Any) -> dict[str, Any]:
-    return {"input": {"id": conversation_id, "channel": "WHATSAPP", **fields}}
+    return {"input": {"conversationId": conversation_id, "channel": "WHATSAPP", **fields}}
 
 
 async def test_a_second_call_with_the_same_id_updates_the_conversation(api: Api) -> None:
@@ -36,7 +40,7 @@ async def test_a_second_call_with_the_same_id_updates_the_conversation(api: Api)
         ),
         role=Role.SDK,
     )
-    first = created["recordConversation"]
+    first = created["recordConversation"]["conversation"]
     assert (first["kind"], first["status"], first["subject"]) == ("TICKET", "OPEN", "Refund")
     updated = await api.ok(
         RECORD,
@@ -49,7 +53,7 @@ async def test_a_second_call_with_the_same_id_updates_the_conversation(api: Api)
         ),
         role=Role.SDK,
     )
-    second = updated["recordConversation"]
+    second = updated["recordConversation"]["conversation"]
     assert second["profileId"] == first["profileId"]
     assert second["status"] == "RESOLVED"
     assert second["subject"] == "Refund"
@@ -77,13 +81,13 @@ async def test_activity_lists_events_and_conversations_newest_first_page_by_page
             "c-2", senderId="919876543210", kind="TICKET", startedAt="2024-04-01T00:00:00Z"
         ),
     )
-    profile_id = result["recordConversation"]["profileId"]
+    profile_id = result["recordConversation"]["conversation"]["profileId"]
     seen: list[str] = []
     after = None
     while True:
         data = await api.ok(ACTIVITY, {"id": profile_id, "first": 3, "after": after})
         page = data["profile"]["activity"]
-        seen.extend(e["node"].get("name") or e["node"]["id"] for e in page["edges"])
+        seen.extend(e["node"].get("name") or e["node"]["conversationId"] for e in page["edges"])
         if not page["pageInfo"]["hasNextPage"]:
             break
         after = page["pageInfo"]["endCursor"]
@@ -92,11 +96,13 @@ async def test_activity_lists_events_and_conversations_newest_first_page_by_page
 
 async def test_conversations_move_with_a_merge(api: Api) -> None:
     await api.ok(IDENTIFY, identify_input("API", "crm-1", "u1"))
-    await api.ok(RECORD, {"input": {"id": "chat-9", "channel": "WEB", "senderId": "web-1"}})
+    await api.ok(
+        RECORD, {"input": {"conversationId": "chat-9", "channel": "WEB", "senderId": "web-1"}}
+    )
     merged = await api.ok(IDENTIFY, identify_input("WEB", "web-1", "u1"))
     survivor = merged["identify"]["profile"]["id"]
     data = await api.ok(ACTIVITY, {"id": survivor, "first": 10})
-    assert [e["node"]["id"] for e in data["profile"]["activity"]["edges"]] == ["chat-9"]
+    assert [e["node"]["conversationId"] for e in data["profile"]["activity"]["edges"]] == ["chat-9"]
 
 
 async def test_bad_conversation_input_is_refused_and_writes_nothing(api: Api) -> None:
@@ -104,7 +110,7 @@ async def test_bad_conversation_input_is_refused_and_writes_nothing(api: Api) ->
     profile_id = captured["captureProperties"]["profile"]["id"]
     cases = [
         ("VALIDATION_FAILED", record_input("new-one"), "profileId"),
-        ("VALIDATION_FAILED", record_input("bad id!", profileId=profile_id), "id"),
+        ("VALIDATION_FAILED", record_input("bad id!", profileId=profile_id), "conversationId"),
         (
             "VALIDATION_FAILED",
             record_input("c", profileId=profile_id, subject="s" * 501),
@@ -120,7 +126,7 @@ async def test_bad_conversation_input_is_refused_and_writes_nothing(api: Api) ->
             ),
             "closedAt",
         ),
-        ("NOT_FOUND", record_input("c", profileId="0" * 32), "profileId"),
+        ("NOT_FOUND", record_input("c", profileId=profile_gid("0" * 32)), "profileId"),
         ("BLOCKED_IDENTIFIER", record_input("c", senderId="0"), "senderId"),
     ]
     for code, variables, field in cases:
@@ -129,7 +135,14 @@ async def test_bad_conversation_input_is_refused_and_writes_nothing(api: Api) ->
     await api.refused(
         "VALIDATION_FAILED",
         RECORD,
-        {"input": {"id": "c", "channel": "WEB", "profileId": profile_id, "status": "DONE"}},
+        {
+            "input": {
+                "conversationId": "c",
+                "channel": "WEB",
+                "profileId": profile_id,
+                "status": "DONE",
+            }
+        },
     )
 
 
@@ -166,16 +179,16 @@ async def test_erase_leaves_nothing_of_the_profile_in_any_collection(api: Api) -
     await api.ok(RECORD, record_input("erase-chat", profileId=profile_id))
     keep = await api.ok(CAPTURE, capture_input("WEB", "someone-else", {"firstName": "Kim"}))
 
-    assert await api.ok(DELETE, {"id": old_id}) == {"deleteProfile": True}
+    assert await api.ok(DELETE, {"id": old_id}) == {"deleteProfile": {"deletedProfileId": old_id}}
 
     leftovers = await _everything_about(
         api,
-        {profile_id, old_id},
+        {raw_id(profile_id), raw_id(old_id)},
         {"erase-me", "14155552671", "erase-visitor", "erase-order", "erase-chat", "Erin"},
     )
     assert leftovers == []
     kept = keep["captureProperties"]["profile"]["id"]
-    assert await api.db["profiles"].find_one({"_id": kept}) is not None
+    assert await api.db["profiles"].find_one({"_id": raw_id(kept)}) is not None
     await api.refused("NOT_FOUND", DELETE, {"id": profile_id})
 
 

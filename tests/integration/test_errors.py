@@ -9,7 +9,7 @@ import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
 from tests.conftest import Api
-from tests.integration.queries import CAPTURE, PROFILE, capture_input
+from tests.integration.queries import CAPTURE, PROFILE, capture_input, profile_gid
 
 
 async def test_a_driver_failure_is_masked_as_internal_with_a_correlation_id(
@@ -24,7 +24,7 @@ async def test_a_driver_failure_is_masked_as_internal_with_a_correlation_id(
     with caplog.at_level(logging.ERROR, logger="profile360.errors"):
         response = await api.http.post(
             "/graphql",
-            json={"query": PROFILE, "variables": {"id": "0" * 32}},
+            json={"query": PROFILE, "variables": {"id": profile_gid("0" * 32)}},
             headers={"X-API-Key": await api.key(), "X-Request-Id": "ticket-42"},
         )
     body = response.json()

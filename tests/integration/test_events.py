@@ -16,6 +16,7 @@ from tests.integration.queries import (
     TRACK,
     capture_input,
     identify_input,
+    raw_id,
     track_input,
 )
 
@@ -64,7 +65,7 @@ async def test_twenty_concurrent_retries_of_one_event_id_count_once(api: Api) ->
     profile_id = results[0]["trackEvent"]["profile"]["id"]
     stored = await api.db["events"].count_documents({"eventId": "order-42"})
     assert stored == 1
-    doc = await api.db["profiles"].find_one({"_id": profile_id})
+    doc = await api.db["profiles"].find_one({"_id": raw_id(profile_id)})
     assert doc["events"]["purchase"]["count"] == 2
     assert await api.db["events"].count_documents({"pending": True}) == 0
 
@@ -123,14 +124,14 @@ async def test_a_merge_moves_events_and_combines_summaries_exactly(api: Api) -> 
 
     merged = await api.ok(IDENTIFY, identify_input("WEB", "web-1", "u1"))
     survivor_id = merged["identify"]["profile"]["id"]
-    doc = await api.db["profiles"].find_one({"_id": survivor_id})
+    doc = await api.db["profiles"].find_one({"_id": raw_id(survivor_id)})
     purchase = doc["events"]["purchase"]
     assert purchase["count"] == 5
     assert purchase["first"].isoformat().startswith("2024-01-01")
     assert purchase["last"].isoformat().startswith("2024-04-01")
     assert doc["events"]["signup"]["count"] == 1
     owners = await api.db["events"].distinct("profileId")
-    assert owners == [survivor_id]
+    assert owners == [raw_id(survivor_id)]
 
 
 async def test_an_event_left_pending_by_a_crash_is_settled_by_recovery(api: Api) -> None:
@@ -142,7 +143,7 @@ async def test_an_event_left_pending_by_a_crash_is_settled_by_recovery(api: Api)
     for i in range(3):
         event = Event(
             id=f"{TENANT}|e|crash-{i}",
-            profile_id=profile_id,
+            profile_id=raw_id(profile_id),
             name="purchase",
             properties={},
             occurred_at=now - timedelta(days=i),
@@ -151,12 +152,12 @@ async def test_an_event_left_pending_by_a_crash_is_settled_by_recovery(api: Api)
         )
         await runtime.activity._activity.insert_event(TENANT, event)
     assert "purchase" not in (
-        (await api.db["profiles"].find_one({"_id": profile_id})).get("events") or {}
+        (await api.db["profiles"].find_one({"_id": raw_id(profile_id)})).get("events") or {}
     )
 
     assert await runtime.activity.recover() == 3
     assert await runtime.activity.recover() == 0
-    doc = await api.db["profiles"].find_one({"_id": profile_id})
+    doc = await api.db["profiles"].find_one({"_id": raw_id(profile_id)})
     assert doc["events"]["purchase"]["count"] == 3
     retry = await track(api, "purchase", sender="v1", event_id="crash-1")
     assert retry["counted"] is False

@@ -110,6 +110,57 @@ async def test_production_refuses_introspection_and_hides_graphiql_and_suggestio
     assert "Did you mean" not in typo["errors"][0]["message"]
 
 
+# Every kind of typo graphql-core answers with a suggestion: its validation rules (unknown
+# types, fields, arguments, input fields, enum values; a missing sub-selection) and the
+# coercion of variables (input fields, enum values).
+_PAGE = "{ edges { cursor } }"
+TYPOS = [
+    pytest.param(
+        f"query($f: ProfileFiltr) {{ profiles(where: $f) {_PAGE} }}", {}, id="type-of-variable"
+    ),
+    pytest.param(
+        "query { ...F } fragment F on Quer { segments { id } }", {}, id="type-of-fragment"
+    ),
+    pytest.param('{ profil(id: "x") { id } }', {}, id="field"),
+    pytest.param('{ profile(idd: "x") { id } }', {}, id="argument"),
+    pytest.param(f'{{ profiles(where: {{tagg: "x"}}) {_PAGE} }}', {}, id="input-field-literal"),
+    pytest.param(
+        f"query($f: ProfileFilter) {{ profiles(where: $f) {_PAGE} }}",
+        {"f": {"tagg": "x"}},
+        id="input-field-variable",
+    ),
+    pytest.param(
+        '{ profileByIdentity(channel: WEBB, senderId: "x") { id } }', {}, id="enum-value-literal"
+    ),
+    pytest.param(
+        'query($c: Channel!) { profileByIdentity(channel: $c, senderId: "x") { id } }',
+        {"c": "WEBB"},
+        id="enum-value-variable",
+    ),
+    pytest.param('{ profile(id: "x") }', {}, id="missing-selection"),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), TYPOS)
+async def test_production_suggests_nothing_for_any_typo(
+    production: Api, query: str, variables: dict[str, Any]
+) -> None:
+    body = await production.post(query, variables)
+    assert body["errors"], body
+    for error in body["errors"]:
+        assert "Did you mean" not in error["message"], error
+        assert error["message"].strip(), error
+        assert error["extensions"]["code"] == "VALIDATION_FAILED", error
+
+
+@pytest.mark.parametrize(("query", "variables"), TYPOS)
+async def test_development_suggests_a_fix_for_every_typo(
+    api: Api, query: str, variables: dict[str, Any]
+) -> None:
+    body = await api.post(query, variables)
+    assert any("Did you mean" in e["message"] for e in body["errors"]), body
+
+
 async def test_development_keeps_introspection_and_suggestions(api: Api) -> None:
     body = await api.post("{ __schema { queryType { name } } }")
     assert body["data"]["__schema"]["queryType"]["name"] == "Query"

@@ -22,6 +22,8 @@ from tests.integration.queries import (
     capture_input,
     identify_input,
     merge_input,
+    profile_gid,
+    raw_id,
     track_input,
 )
 
@@ -41,7 +43,7 @@ async def _suggestions(api: Api, profile_id: str) -> list[dict[str, Any]]:
 
 
 async def _active_ids(api: Api) -> set[str]:
-    return {d["_id"] async for d in api.db["profiles"].find({"state": None})}
+    return {profile_gid(d["_id"]) async for d in api.db["profiles"].find({"state": None})}
 
 
 # ----- suggestions ---------------------------------------------------------------------------
@@ -54,11 +56,11 @@ async def test_a_whatsapp_and_an_email_profile_sharing_a_phone_are_suggested_to_
     email = await _capture(api, "EMAIL", "asha@example.com", {"phone": "+91 98765 43210"})
     [found] = await _suggestions(api, whatsapp)
     assert found["profile"]["id"] == email
-    assert found["matchedOn"] == ["phone"]
+    assert found["matchedOn"] == ["PHONE"]
     assert 0 < found["score"] <= 1
     [back] = await _suggestions(api, email)
     assert back["profile"]["id"] == whatsapp
-    assert back["matchedOn"] == ["phone"]
+    assert back["matchedOn"] == ["PHONE"]
     assert await _active_ids(api) == {whatsapp, email}  # nothing merged by itself
 
 
@@ -67,7 +69,7 @@ async def test_gmail_dots_and_plus_tags_are_an_email_match(api: Api) -> None:
     second = await _capture(api, "WEB", "v2", {"email": "johnsmith@gmail.com"})
     other = await _capture(api, "WEB", "v3", {"email": "john.smith@example.com"})
     [found] = await _suggestions(api, first)
-    assert (found["profile"]["id"], found["matchedOn"]) == (second, ["email"])
+    assert (found["profile"]["id"], found["matchedOn"]) == (second, ["EMAIL"])
     assert [s["profile"]["id"] for s in await _suggestions(api, second)] == [first]
     assert await _suggestions(api, other) == []
     assert await _active_ids(api) == {first, second, other}
@@ -82,7 +84,7 @@ async def test_an_external_id_match_scores_highest_and_orders_first(api: Api) ->
     by_id = await _capture(api, "API", "C-1001")
     found = await _suggestions(api, crm_id)
     assert [s["profile"]["id"] for s in found] == [by_id, by_phone]
-    assert found[0]["matchedOn"] == ["externalId"]
+    assert found[0]["matchedOn"] == ["EXTERNAL_ID"]
     assert found[0]["score"] > found[1]["score"]
 
 
@@ -120,7 +122,8 @@ async def test_a_manual_merge_keeps_the_target_and_moves_everything(api: Api) ->
         ),
     )
     await api.ok(
-        RECORD, {"input": {"id": "wa-chat", "channel": "WHATSAPP", "senderId": "919876543210"}}
+        RECORD,
+        {"input": {"conversationId": "wa-chat", "channel": "WHATSAPP", "senderId": "919876543210"}},
     )
 
     data = await api.ok(MERGE, merge_input(target, source), role=Role.AGENT)
@@ -140,7 +143,7 @@ async def test_a_manual_merge_keeps_the_target_and_moves_everything(api: Api) ->
     redirected = (await api.ok(PROFILE, {"id": source}))["profile"]
     assert (redirected["id"], redirected["mergedInto"]) == (target, target)
     chat = await api.db["conversations"].find_one({"conversationId": "wa-chat"})
-    assert chat["profileId"] == target
+    assert chat["profileId"] == raw_id(target)
     assert await _active_ids(api) == {target}
 
 
@@ -149,7 +152,7 @@ async def test_a_merge_record_keeps_what_an_undo_would_need(api: Api) -> None:
     source = await _capture(api, "WEB", "s1", {"firstName": "Sam", "tags": ["x"]})
     await api.ok(TRACK, track_input("visit", sender="s1"))
     await api.ok(MERGE, merge_input(target, source))
-    doc = await api.db["profiles"].find_one({"_id": target})
+    doc = await api.db["profiles"].find_one({"_id": raw_id(target)})
     [record] = doc["mergeHistory"]
     assert record["sourceProperties"]["firstName"] == "Sam"
     assert record["sourceProperties"]["tags"] == ["x"]
@@ -191,7 +194,7 @@ async def test_merges_of_unknown_or_foreign_profiles_are_not_found(api: Api) -> 
     ]["profile"]["id"]
     await api.refused("NOT_FOUND", MERGE, merge_input(mine, theirs))
     await api.refused("NOT_FOUND", MERGE, merge_input(theirs, mine))
-    await api.refused("NOT_FOUND", MERGE, merge_input(mine, "0" * 32))
+    await api.refused("NOT_FOUND", MERGE, merge_input(mine, profile_gid("0" * 32)))
 
 
 async def test_only_agents_and_admins_merge_and_detach(api: Api) -> None:
@@ -250,10 +253,12 @@ async def test_detach_moves_one_identity_and_its_conversations_to_a_new_profile(
     await api.ok(CAPTURE, capture_input("WEB", "shared-laptop"))
     await api.ok(IDENTIFY, identify_input("WEB", "shared-laptop", "u1"))
     await api.ok(
-        RECORD, {"input": {"id": "web-chat", "channel": "WEB", "senderId": "shared-laptop"}}
+        RECORD,
+        {"input": {"conversationId": "web-chat", "channel": "WEB", "senderId": "shared-laptop"}},
     )
     await api.ok(
-        RECORD, {"input": {"id": "wa-chat", "channel": "WHATSAPP", "senderId": "919876543210"}}
+        RECORD,
+        {"input": {"conversationId": "wa-chat", "channel": "WHATSAPP", "senderId": "919876543210"}},
     )
 
     data = await api.ok(
@@ -273,7 +278,10 @@ async def test_detach_moves_one_identity_and_its_conversations_to_a_new_profile(
     assert detached["userId"] is None
     assert detached["firstName"] is None  # a new, empty profile
     assert [e["node"]["__typename"] for e in detached["activity"]["edges"]] == ["Conversation"]
-    chats = {c["conversationId"]: c["profileId"] async for c in api.db["conversations"].find()}
+    chats = {
+        c["conversationId"]: profile_gid(c["profileId"])
+        async for c in api.db["conversations"].find()
+    }
     assert chats == {"web-chat": detached["id"], "wa-chat": profile["id"]}
     again = await api.ok(CAPTURE, capture_input("WEB", "shared-laptop"))
     assert again["captureProperties"]["profile"]["id"] == detached["id"]
@@ -289,7 +297,8 @@ async def test_detach_refuses_the_last_identity_the_user_id_and_strangers(api: A
     assert "last identity" in error["message"]
     email = await _capture(api, "EMAIL", "asha@example.com")  # identified by its address
     await api.ok(
-        RECORD, {"input": {"id": "c", "channel": "WEB", "senderId": "x", "profileId": None}}
+        RECORD,
+        {"input": {"conversationId": "c", "channel": "WEB", "senderId": "x", "profileId": None}},
     )
     error = await api.refused(
         "VALIDATION_FAILED",

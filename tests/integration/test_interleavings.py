@@ -47,13 +47,22 @@ from tests.integration.queries import (
     capture_input,
     identify_input,
     merge_input,
+    raw_id,
     track_input,
 )
 from tests.integration.test_merge_faults import Crash, CrashAfter
 
-DELETE = "mutation Delete($id: ID!) { deleteProfile(id: $id) }"
+
+@pytest.fixture(autouse=True)
+def _stored_ids(request: pytest.FixtureRequest) -> None:
+    """These tests compare answers with stored documents, so they speak the stored ids."""
+    if "api" in request.fixturenames:
+        request.getfixturevalue("api").speak_stored_ids()
+
+
+DELETE = "mutation Delete($id: ID!) { deleteProfile(input: {id: $id}) { deletedProfileId } }"
 # Mutations that answer only ids: cheaper to resolve than the full profiles of queries.py.
-SLIM_CAPTURE = """mutation Capture($input: CaptureInput!) {
+SLIM_CAPTURE = """mutation Capture($input: CapturePropertiesInput!) {
   captureProperties(input: $input) { created profile { id } } }"""
 SLIM_IDENTIFY = """mutation Identify($input: IdentifyInput!) {
   identify(input: $input) { outcome profile { id } } }"""
@@ -90,7 +99,7 @@ async def _track(api: Api, sender: str, event_id: str, *, at: str | None = None)
 
 
 def _record(conversation: str, *, sender: str | None = None, profile: str | None = None) -> Any:
-    value: dict[str, Any] = {"id": conversation, "channel": "WEB"}
+    value: dict[str, Any] = {"conversationId": conversation, "channel": "WEB"}
     if sender is not None:
         value["senderId"] = sender
     if profile is not None:
@@ -391,7 +400,11 @@ async def _assert_erased_stays_erased(api: Api, p: str, body: dict[str, Any]) ->
     assert await api.db["profiles"].count_documents({"props.firstName": "Pat"}) == 0
     if _code(body) is None:
         data = next(iter(body["data"].values()))
-        landed = data.get("profileId") or data["profile"]["id"]
+        landed = (
+            (data.get("conversation") or data)["profileId"]
+            if "conversation" in data
+            else data["profile"]["id"]
+        )
         assert landed != p
         assert landed in await _active_ids(api)
     else:
@@ -543,8 +556,8 @@ async def test_a_half_merged_source_is_not_listed_counted_or_exported(api: Api, 
     t = await _capture(api, "t1", {"tags": ["vip"]})
     other = await _capture(api, "o1")
     created = await api.ok(CREATE_SEGMENT, {"input": {"name": "VIP", "filter": {"tag": "vip"}}})
-    segment = created["createSegment"]["id"]
-    assert created["createSegment"]["count"] == 2
+    segment = created["createSegment"]["segment"]["id"]
+    assert created["createSegment"]["segment"]["count"] == 2
 
     async def read() -> tuple[set[str], int, set[str], list[str]]:
         listed = await _listed(api)
@@ -554,7 +567,7 @@ async def test_a_half_merged_source_is_not_listed_counted_or_exported(api: Api, 
             "/export?format=ndjson", headers={"Authorization": f"Bearer {await api.key()}"}
         )
         assert response.status_code == 200, response.text
-        exported = [json.loads(line)["id"] for line in response.text.splitlines() if line]
+        exported = [raw_id(json.loads(line)["id"]) for line in response.text.splitlines() if line]
         return listed, data["segment"]["count"], members, exported
 
     first, (listed, count, members, exported) = await interleave(
@@ -586,7 +599,7 @@ async def test_a_conversation_recorded_to_a_half_merged_source_lands_on_the_surv
 
     assert _code(first) is None, first
     assert _code(second) is None, second
-    assert second["data"]["recordConversation"]["profileId"] == t
+    assert second["data"]["recordConversation"]["conversation"]["profileId"] == t
     chat = await api.db["conversations"].find_one({"conversationId": "late"})
     assert chat["profileId"] == t
     await assert_invariants(api.db, TENANT)
@@ -618,7 +631,8 @@ async def test_a_record_written_after_its_profile_was_merged_moves_on_to_the_sur
     assert _code(second) is None, second
     answer = _answer(first)
     assert answer is not None, first
-    assert answer.get("profileId", answer.get("profile", {}).get("id")) == t
+    landed = answer["conversation"]["profileId"] if "conversation" in answer else None
+    assert (landed or answer.get("profile", {}).get("id")) == t
     assert (await api.db[collection].find_one({"_id": key}))["profileId"] == t
     if what == "event":
         assert (await _doc(api, t))["events"]["view"]["count"] == 3
@@ -655,7 +669,7 @@ async def _post_raw(api: Api, query: str, variables: dict[str, Any]) -> dict[str
             RECORD,
             {
                 "input": {
-                    "id": "c1",
+                    "conversationId": "c1",
                     "channel": "WEB",
                     "senderId": "new-sender",
                     "startedAt": "0001-01-01T00:00:00+05:00",
@@ -688,7 +702,7 @@ async def test_a_conversation_from_a_new_sender_answers_a_profile_that_can_be_re
     """Finding 8. recordConversation from a brand-new sender answers the id of the profile it
     was born with, and profile(id) finds it."""
     data = await api.ok(RECORD, _record("c1", sender="new-sender"))
-    profile_id = data["recordConversation"]["profileId"]
+    profile_id = data["recordConversation"]["conversation"]["profileId"]
     found = await api.ok(PROFILE, {"id": profile_id})
     assert found["profile"]["id"] == profile_id
     assert await _owner(api, "new-sender") == profile_id
@@ -975,6 +989,7 @@ async def shared(mongo_uri: str, geo: GeoIP) -> AsyncIterator[Api]:
     name = f"test_{secrets.token_hex(6)}"
     settings = Settings(mongodb_uri=mongo_uri, mongodb_db=name, key_cache_seconds=60)
     async with running(settings, CommandCounter(name), geo) as started:
+        started.speak_stored_ids()
         yield started
 
 
@@ -1065,7 +1080,11 @@ class Scene:
         """B's trackEvent or recordConversation, with where it says it wrote."""
         body = await self.post(query, variables)
         if (data := _answer(body)) is not None:
-            answered = data.get("profileId") or data["profile"]["id"]
+            answered = (
+                (data.get("conversation") or data)["profileId"]
+                if "conversation" in data
+                else data["profile"]["id"]
+            )
             self.records[key] = [answered]
             record = await self.api.db[key[0]].find_one({"_id": key[1]})
             assert record is not None, f"{key[1]} was not written"

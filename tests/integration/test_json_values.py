@@ -31,7 +31,7 @@ from tests.integration.queries import (
 
 UPDATE_SEGMENT = """
 mutation UpdateSegment($input: UpdateSegmentInput!) {
-  updateSegment(input: $input) { id name filter }
+  updateSegment(input: $input) { segment { id name } }
 }
 """
 
@@ -213,7 +213,7 @@ async def test_the_64_bit_bounds_and_nesting_three_deep_are_accepted(api: Api, k
     )
     assert data["trackEvent"]["event"]["properties"] == values
     updated = await accepted(api, UPDATE, {"input": {"id": known, "set": {"amount": -1e15}}})
-    assert updated["updateProfile"]["properties"]["amount"] == -1e15
+    assert updated["updateProfile"]["profile"]["properties"]["amount"] == -1e15
 
 
 # Event properties, and the field each refusal names.
@@ -282,7 +282,9 @@ async def test_track_event_refuses_an_occurred_at_out_of_range(
 async def test_record_conversation_refuses_a_date_out_of_range(
     api: Api, known: str, sender: str, at: str, field: str
 ) -> None:
-    variables = {"input": {"id": "chat-1", "channel": "WEB", "senderId": sender, field: at}}
+    variables = {
+        "input": {"conversationId": "chat-1", "channel": "WEB", "senderId": sender, field: at}
+    }
     await refused(api, RECORD, variables, field, role=Role.SDK)
 
 
@@ -292,7 +294,12 @@ async def test_record_conversation_refuses_a_subject_that_is_not_text(
     api: Api, known: str, sender: str, subject: str
 ) -> None:
     variables = {
-        "input": {"id": "chat-1", "channel": "WEB", "senderId": sender, "subject": subject}
+        "input": {
+            "conversationId": "chat-1",
+            "channel": "WEB",
+            "senderId": sender,
+            "subject": subject,
+        }
     }
     await refused(api, RECORD, variables, "subject", role=Role.SDK)
 
@@ -300,7 +307,7 @@ async def test_record_conversation_refuses_a_subject_that_is_not_text(
 async def test_the_earliest_and_latest_utc_times_are_accepted(api: Api, known: str) -> None:
     variables = {
         "input": {
-            "id": "chat-1",
+            "conversationId": "chat-1",
             "channel": "WEB",
             "senderId": KNOWN_SENDER,
             "startedAt": "0001-01-01T00:00:00Z",
@@ -308,8 +315,8 @@ async def test_the_earliest_and_latest_utc_times_are_accepted(api: Api, known: s
         }
     }
     data = await accepted(api, RECORD, variables, role=Role.SDK)
-    assert data["recordConversation"]["startedAt"].startswith("0001-01-01T00:00:00")
-    assert data["recordConversation"]["closedAt"].startswith("0001-01-01T00:00:00")
+    assert data["recordConversation"]["conversation"]["startedAt"].startswith("0001-01-01T00:00:00")
+    assert data["recordConversation"]["conversation"]["closedAt"].startswith("0001-01-01T00:00:00")
 
 
 @pytest.mark.parametrize("sender", ["v-1\ud800", "\udfffv-1", "v-1\x00", "\x00"])
@@ -325,7 +332,11 @@ async def test_a_sender_id_with_a_surrogate_or_nul_is_refused(
             Role.ADMIN,
         ),
         "track": (TRACK, {"name": "purchase", "channel": "WEB", "senderId": sender}, Role.SDK),
-        "record": (RECORD, {"id": "chat-1", "channel": "WEB", "senderId": sender}, Role.SDK),
+        "record": (
+            RECORD,
+            {"conversationId": "chat-1", "channel": "WEB", "senderId": sender},
+            Role.SDK,
+        ),
     }[operation]
     await refused(api, query, {"input": variables}, "senderId", role=role)
 
@@ -361,8 +372,8 @@ async def test_event_names_and_ids_refuse_a_trailing_newline(
 
 
 async def test_a_conversation_id_refuses_a_trailing_newline(api: Api, known: str) -> None:
-    variables = {"input": {"id": "chat-1\n", "channel": "WEB", "senderId": NEW_SENDER}}
-    await refused(api, RECORD, variables, "id", role=Role.SDK)
+    variables = {"input": {"conversationId": "chat-1\n", "channel": "WEB", "senderId": NEW_SENDER}}
+    await refused(api, RECORD, variables, "conversationId", role=Role.SDK)
 
 
 @pytest.mark.parametrize(
@@ -461,7 +472,7 @@ async def test_update_segment_refuses_what_cannot_be_stored(
     api: Api, known: str, change: dict[str, Any], field: str
 ) -> None:
     created = await api.ok(CREATE_SEGMENT, {"input": _segment({})})
-    segment_id = created["createSegment"]["id"]
+    segment_id = created["createSegment"]["segment"]["id"]
     await refused(api, UPDATE_SEGMENT, {"input": {"id": segment_id, **change}}, field)
 
 
@@ -499,8 +510,10 @@ async def test_update_profile_refuses_a_tag_with_a_surrogate_or_nul(
 
 # An id that is not text can name nothing: it is not found, and nothing is written.
 SEGMENT_BY_ID = "query Segment($id: ID!) { segment(id: $id) { id } }"
-DELETE_SEGMENT = "mutation Delete($id: ID!) { deleteSegment(id: $id) }"
-DELETE_PROFILE = "mutation Delete($id: ID!) { deleteProfile(id: $id) }"
+DELETE_SEGMENT = """mutation Delete($id: ID!) {
+  deleteSegment(input: {id: $id}) { deletedSegmentId } }"""
+DELETE_PROFILE = """mutation Delete($id: ID!) {
+  deleteProfile(input: {id: $id}) { deletedProfileId } }"""
 MERGE = """mutation Merge($input: MergeProfilesInput!) {
   mergeProfiles(input: $input) { mergedProfileId } }"""
 BAD_IDS = [pytest.param("x\ud800", id="surrogate"), pytest.param("\udc00", id="lone-low")]
@@ -539,7 +552,7 @@ async def test_a_profile_id_that_is_not_text_is_not_found(
         "track": (TRACK, {"input": {"name": "a", "profileId": bad_id}}, "profileId", Role.SDK),
         "record": (
             RECORD,
-            {"input": {"id": "chat-1", "channel": "WEB", "profileId": bad_id}},
+            {"input": {"conversationId": "chat-1", "channel": "WEB", "profileId": bad_id}},
             "profileId",
             Role.SDK,
         ),

@@ -54,7 +54,8 @@ async def test_a_conversation_and_an_identify_are_contacts(api: Api) -> None:
     captured = await api.ok(CAPTURE, capture_input("WEB", "visitor"))
     profile_id = captured["captureProperties"]["profile"]["id"]
     await api.ok(
-        RECORD, {"input": {"id": "chat-1", "channel": "MESSENGER", "profileId": profile_id}}
+        RECORD,
+        {"input": {"conversationId": "chat-1", "channel": "MESSENGER", "profileId": profile_id}},
     )
     assert (await _profile(api, profile_id))["lastChannel"] == "MESSENGER"
     await api.ok(IDENTIFY, identify_input("WEB", "visitor", "u1"))
@@ -65,12 +66,19 @@ async def test_an_sdk_key_may_record_a_contact_outside_the_bots(api: Api) -> Non
     visit = datetime.now(UTC).replace(microsecond=0).isoformat()
     captured = await api.ok(
         CAPTURE,
-        capture_input("API", "crm-1", {"lastChannel": "STORE", "lastSession": visit}),
+        capture_input("API", "crm-1", {"lastChannel": "VOICE", "lastSession": visit}),
         role=Role.SDK,
     )
     profile = captured["captureProperties"]["profile"]
-    assert profile["lastChannel"] == "STORE"
+    assert profile["lastChannel"] == "VOICE"  # a phone call the CRM logged
     assert _at(profile["lastSession"]) == _at(visit)
+    error = await api.refused(
+        "VALIDATION_FAILED",
+        CAPTURE,
+        capture_input("API", "crm-1", {"lastChannel": "STORE"}),
+        role=Role.SDK,
+    )
+    assert error["extensions"]["field"] == "properties.lastChannel"
 
 
 async def test_a_merge_keeps_the_later_contact_with_its_channel(api: Api) -> None:

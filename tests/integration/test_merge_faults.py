@@ -23,6 +23,14 @@ from tests.integration.queries import (
     track_input,
 )
 
+
+@pytest.fixture(autouse=True)
+def _stored_ids(request: pytest.FixtureRequest) -> None:
+    """These tests compare answers with stored documents, so they speak the stored ids."""
+    if "api" in request.fixturenames:
+        request.getfixturevalue("api").speak_stored_ids()
+
+
 # The protocol's steps, in order, as the store methods that perform them.
 STEPS = [
     "claim_merge_source",
@@ -94,7 +102,7 @@ async def _scenario(api: Api, tenant: str) -> tuple[str, str]:
     ]:
         await api.ok(
             RECORD,
-            {"input": {"id": conversation, "channel": channel, "senderId": sender}},
+            {"input": {"conversationId": conversation, "channel": channel, "senderId": sender}},
             tenant=tenant,
         )
     return (target["identify"]["profile"]["id"], source["captureProperties"]["profile"]["id"])

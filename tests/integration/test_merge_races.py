@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from domain.access import Role
 from tests import scenarios
 from tests.conftest import TENANT, Api
@@ -19,6 +21,13 @@ from tests.integration.queries import (
     merge_input,
     track_input,
 )
+
+
+@pytest.fixture(autouse=True)
+def _stored_ids(request: pytest.FixtureRequest) -> None:
+    """These tests compare answers with stored documents, so they speak the stored ids."""
+    if "api" in request.fixturenames:
+        request.getfixturevalue("api").speak_stored_ids()
 
 
 async def _anonymous(api: Api, sender: str, props: dict[str, Any] | None = None) -> str:

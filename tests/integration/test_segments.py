@@ -19,6 +19,8 @@ from tests.integration.queries import (
     TRACK,
     capture_input,
     identify_input,
+    raw_id,
+    saved_filter,
     track_input,
 )
 
@@ -70,7 +72,7 @@ async def test_a_segment_returns_exactly_the_matching_profiles_and_follows_new_e
     created = await api.ok(
         CREATE_SEGMENT, {"input": {"name": "Loyal India", "filter": IN_AND_TWO_PURCHASES}}
     )
-    segment = created["createSegment"]
+    segment = created["createSegment"]["segment"]
     assert segment["count"] == 2
 
     data = await api.ok(SEGMENT, {"id": segment["id"], "first": 10})
@@ -263,7 +265,7 @@ async def test_paging_through_250_profiles_sees_each_once_while_others_are_added
     while True:
         data = await api.ok(FILTERED, {"first": 40, "after": after})
         page = data["profiles"]
-        seen.extend(e["node"]["id"] for e in page["edges"])
+        seen.extend(raw_id(e["node"]["id"]) for e in page["edges"])
         for _ in range(3):  # new profiles arrive between pages
             await api.ok(CAPTURE, capture_input("API", f"late{added}"), role=Role.SDK)
             added += 1
@@ -286,14 +288,14 @@ async def test_segments_are_created_updated_listed_and_deleted_by_admins(api: Ap
         CREATE_SEGMENT,
         {"input": {"name": "VIP", "description": "vip tag", "filter": {"tag": "vip"}}},
     )
-    segment_id = created["createSegment"]["id"]
-    assert created["createSegment"]["filter"] == {"tag": "vip"}
+    segment_id = created["createSegment"]["segment"]["id"]
+    assert saved_filter(created["createSegment"]["segment"]["filter"]) == {"tag": "vip"}
     update = """mutation U($input: UpdateSegmentInput!) {
-        updateSegment(input: $input) { id name filter } }"""
+        updateSegment(input: $input) { segment { id name filter { not { tag } } } } }"""
     updated = await api.ok(
         update, {"input": {"id": segment_id, "name": "Very VIP", "filter": {"not": {"tag": "vip"}}}}
     )
-    assert updated["updateSegment"] == {
+    assert updated["updateSegment"]["segment"] == {
         "id": segment_id,
         "name": "Very VIP",
         "filter": {"not": {"tag": "vip"}},
@@ -318,9 +320,11 @@ async def test_segments_are_created_updated_listed_and_deleted_by_admins(api: Ap
     assert (await api.ok(SEGMENT, {"id": segment_id}, **other))["segment"] is None
     assert (await api.ok("{ segments { id } }", **other))["segments"] == []
     await api.refused("NOT_FOUND", update, {"input": {"id": segment_id, "name": "x"}}, **other)
-    delete = "mutation D($id: ID!) { deleteSegment(id: $id) }"
+    delete = "mutation D($id: ID!) { deleteSegment(input: {id: $id}) { deletedSegmentId } }"
     await api.refused("NOT_FOUND", delete, {"id": segment_id}, **other)
-    assert await api.ok(delete, {"id": segment_id}) == {"deleteSegment": True}
+    assert await api.ok(delete, {"id": segment_id}) == {
+        "deleteSegment": {"deletedSegmentId": segment_id}
+    }
     await api.refused("NOT_FOUND", delete, {"id": segment_id})
     assert (await api.ok(SEGMENT, {"id": segment_id}))["segment"] is None
 
@@ -375,6 +379,6 @@ async def test_a_property_defined_by_another_process_can_be_filtered_on(api: Api
         }
     )
     await api.db["profiles"].update_one(
-        {"_id": await _person(api, "p", "IN", [])}, {"$set": {"props.plan": "gold"}}
+        {"_id": raw_id(await _person(api, "p", "IN", []))}, {"$set": {"props.plan": "gold"}}
     )
     assert await _users(api, {"property": {"name": "plan", "op": "EQ", "value": "gold"}}) == ["p"]

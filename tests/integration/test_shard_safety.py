@@ -35,7 +35,7 @@ async def test_a_full_workload_never_opens_a_transaction(
         "captureProperties"
     ]["profile"]["id"]
     await api.ok(TRACK, track_input("purchase", sender="v1", event_id="o-1"))
-    await api.ok(RECORD, {"input": {"id": "c1", "channel": "WEB", "senderId": "v1"}})
+    await api.ok(RECORD, {"input": {"conversationId": "c1", "channel": "WEB", "senderId": "v1"}})
     merged = await api.ok(IDENTIFY, identify_input("WEB", "v1", "u1"))
     survivor = merged["identify"]["profile"]["id"]
     other = (await api.ok(CAPTURE, capture_input("WEB", "v2")))["captureProperties"]["profile"][
@@ -43,7 +43,10 @@ async def test_a_full_workload_never_opens_a_transaction(
     ]
     await api.ok(MERGE, merge_input(survivor, other))
     await api.ok(DETACH, {"input": {"profileId": survivor, "channel": "WEB", "senderId": "v2"}})
-    await api.ok("mutation($id: ID!) { deleteProfile(id: $id) }", {"id": survivor})
+    await api.ok(
+        "mutation($id: ID!) { deleteProfile(input: {id: $id}) { deletedProfileId } }",
+        {"id": survivor},
+    )
     del anon
 
     assert len(commands.names) > 30  # every kind of write the service makes was seen

@@ -86,7 +86,9 @@ CRASHING = [
 # The operations with only what the model needs selected: the invariants are read from the
 # database, and the machine runs thousands of these.
 CAPTURE_ID = """
-mutation Capture($input: CaptureInput!) { captureProperties(input: $input) { profile { id } } }
+mutation Capture($input: CapturePropertiesInput!) {
+  captureProperties(input: $input) { profile { id } }
+}
 """
 IDENTIFY_ID = """
 mutation Identify($input: IdentifyInput!) {
@@ -111,7 +113,7 @@ query Owner($channel: Channel!, $senderId: String!) {
   profileByIdentity(channel: $channel, senderId: $senderId) { id }
 }
 """
-DELETE = "mutation Delete($id: ID!) { deleteProfile(id: $id) }"
+DELETE = "mutation Delete($id: ID!) { deleteProfile(input: {id: $id}) { deletedProfileId } }"
 
 # The store methods that only read; every other one writes, and a dying process can stop
 # right after it (a new write method is a crash point without being listed anywhere).
@@ -305,6 +307,7 @@ class ProfileMachine(RuleBasedStateMachine):
         self.api: Api = self.run(
             self._exit.enter_async_context(running(config, CommandCounter(name), self.geo))
         )
+        self.api.speak_stored_ids()  # the model compares answers with stored documents
 
     def run[T](self, work: Coroutine[Any, Any, T]) -> T:
         """Run one step on this example's loop; a step that raised leaves the machine broken
@@ -489,10 +492,17 @@ class ProfileMachine(RuleBasedStateMachine):
         channel, sender_id = sender
         if dying is None:
             data = await self._send(
-                RECORD, {"input": {"id": conversation, "channel": channel, "senderId": sender_id}}
+                RECORD,
+                {
+                    "input": {
+                        "conversationId": conversation,
+                        "channel": channel,
+                        "senderId": sender_id,
+                    }
+                },
             )
             if data is not None:
-                self._saw(data["recordConversation"]["profileId"])
+                self._saw(data["recordConversation"]["conversation"]["profileId"])
             return
         recorded = await dying.activity.record_conversation(
             TENANT,

@@ -30,6 +30,7 @@ from tests.integration.queries import (
     UPDATE,
     capture_input,
     identify_input,
+    profile_gid,
 )
 
 INDIAN_IP = "49.36.0.1"
@@ -63,7 +64,8 @@ async def by_user_id(api: Api, user_id: str) -> dict[str, Any] | None:
 
 
 async def active_ids(api: Api) -> set[str]:
-    return {p["_id"] async for p in api.db["profiles"].find({"state": None}, {"_id": 1})}
+    found = api.db["profiles"].find({"state": None}, {"_id": 1})
+    return {profile_gid(p["_id"]) async for p in found}
 
 
 # ----- 1. an email userId is an email --------------------------------------------------------
@@ -159,7 +161,7 @@ async def test_writing_the_profiles_own_user_id_in_another_spelling_changes_noth
     identified = await identify(api, "WEB", "v1", "Kim@Example.com")
     same = {"id": identified["profile"]["id"], "set": {"userId": "KIM@example.com"}}
     data = await api.ok(UPDATE, {"input": same})
-    assert data["updateProfile"]["userId"] == "kim@example.com"
+    assert data["updateProfile"]["profile"]["userId"] == "kim@example.com"
 
 
 # ----- 3. every sender's own identifier is on its profile ------------------------------------

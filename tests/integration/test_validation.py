@@ -69,7 +69,7 @@ async def test_each_type_accepts_and_normalises_a_valid_value(
     name = f"my{type_.title()}"
     valid, normalised, _ = CASES[type_]
     data = await api.ok(UPDATE, {"input": {"id": profile_id, "set": {name: valid}}})
-    assert data["updateProfile"]["properties"][name] == normalised
+    assert data["updateProfile"]["profile"]["properties"][name] == normalised
 
 
 @pytest.mark.parametrize("type_", TYPES)
@@ -143,7 +143,7 @@ async def test_first_and_last_names_refuse_digits_and_symbols(api: Api, profile_
         UPDATE,
         {"input": {"id": profile_id, "set": {"firstName": "Zoë", "lastName": "O'Neil-Smith"}}},
     )
-    assert data["updateProfile"]["lastName"] == "O'Neil-Smith"
+    assert data["updateProfile"]["profile"]["lastName"] == "O'Neil-Smith"
 
 
 async def test_system_properties_keep_their_rules(api: Api, profile_id: str) -> None:
@@ -171,7 +171,7 @@ async def test_a_user_id_change_is_refused(api: Api) -> None:
         "USER_ID_IMMUTABLE", UPDATE, {"input": {"id": profile_id, "unset": ["userId"]}}
     )
     same = await api.ok(UPDATE, {"input": {"id": profile_id, "set": {"userId": "user-1"}}})
-    assert same["updateProfile"]["userId"] == "user-1"
+    assert same["updateProfile"]["profile"]["userId"] == "user-1"
 
 
 async def test_capture_cannot_write_a_user_id(api: Api) -> None:
@@ -263,7 +263,7 @@ async def test_update_sets_unsets_and_edits_tags_atomically(api: Api, profile_id
             }
         },
     )
-    profile = data["updateProfile"]
+    profile = data["updateProfile"]["profile"]
     assert profile["tags"] == ["a", "c"]
     assert "gender" not in profile["properties"]
 
@@ -292,7 +292,11 @@ async def test_a_definition_cannot_change_type_and_a_repeat_is_harmless(api: Api
         DEFINE, {"input": {"name": "plan", "type": "STRING", "description": "Plan"}}
     )
     again = await api.ok(DEFINE, {"input": {"name": "plan", "type": "STRING"}})
-    assert again["defineProperty"]["type"] == first["defineProperty"]["type"] == "STRING"
+    assert (
+        again["defineProperty"]["propertyDefinition"]["type"]
+        == first["defineProperty"]["propertyDefinition"]["type"]
+        == "STRING"
+    )
     error = await api.refused(
         "PROPERTY_TYPE_IMMUTABLE", DEFINE, {"input": {"name": "plan", "type": "NUMBER"}}
     )
