@@ -47,6 +47,9 @@ from domain.errors import ErrorCode
 LIST_ESTIMATE = 10
 # A page size that is null where the schema gives no default: the largest page there is.
 MAX_PAGE = 100
+# Objects read whole with their parent, never from the database: a segment's saved filter (its
+# `and`/`or` lists are bounded by the filter's own size limit). They cost 1 however deep.
+WHOLE_VALUES = frozenset({"Segment.filter"})
 
 
 class _Estimator:
@@ -100,6 +103,8 @@ class _Estimator:
         named = get_named_type(field.type)
         if is_leaf_type(named):
             return 0
+        if f"{parent.name}.{node.name.value}" in WHOLE_VALUES:
+            return 1
         try:
             args = get_argument_values(field, node, self._variables)
         except GraphQLError:

@@ -66,7 +66,12 @@ async def _customers(api: Api, start: int, count: int) -> None:
             variables = track_input("purchase", sender=sender, channel="WHATSAPP")
             variables["input"]["eventId"] = f"order-{i}-{n}"
             await api.ok(TRACK, variables, role=Role.SDK)
-        chat = {"id": f"chat-{i}", "channel": "WHATSAPP", "senderId": sender, "kind": "TICKET"}
+        chat = {
+            "conversationId": f"chat-{i}",
+            "channel": "WHATSAPP",
+            "senderId": sender,
+            "kind": "TICKET",
+        }
         await api.ok(RECORD, {"input": {**chat, "subject": "Refund"}}, role=Role.SDK)
 
 
@@ -165,7 +170,8 @@ async def test_segment_counts_cost_one_query_however_many_segments(
     api: Api, commands: CommandCounter
 ) -> None:
     await _customers(api, 0, 3)
-    create = "mutation C($input: CreateSegmentInput!) { createSegment(input: $input) { id } }"
+    create = """mutation C($input: CreateSegmentInput!) {
+      createSegment(input: $input) { segment { id } } }"""
     query = "{ segments { name count } }"
 
     async def segment(name: str, where: dict[str, Any]) -> None:

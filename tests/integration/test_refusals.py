@@ -19,7 +19,10 @@ from server.graphiql import CONTENT_SECURITY_POLICY
 from tests.conftest import Api, CommandCounter, running
 from tests.integration.queries import CAPTURE, capture_input
 
-DEFINE = 'mutation { defineProperty(input: {name: "plan", type: STRING}) { name } }'
+DEFINE = (
+    'mutation { defineProperty(input: {name: "plan", type: STRING}) '
+    "{ propertyDefinition { name } } }"
+)
 
 
 def refusal(response: httpx.Response, status: int, code: str) -> str:
