@@ -33,7 +33,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from domain.access import Principal, Role
+from domain.access import Principal, Role, check_tenant
 from domain.activity import ActivityService
 from domain.errors import RateLimited, Unauthenticated
 from domain.identity_management import IdentityManagement
@@ -322,6 +322,6 @@ async def _recover_periodically(
 
 async def _seed_keys(settings: Settings, keys: KeyStore, now: datetime) -> None:
     if settings.bootstrap_tenant and settings.bootstrap_api_key:
-        await keys.ensure(
-            settings.bootstrap_api_key, settings.bootstrap_tenant, Role.ADMIN, "bootstrap", now
-        )
+        # from_env has checked it already; Settings built in code are checked here too.
+        tenant = check_tenant(settings.bootstrap_tenant)
+        await keys.ensure(settings.bootstrap_api_key, tenant, Role.ADMIN, "bootstrap", now)
