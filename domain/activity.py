@@ -126,7 +126,7 @@ class ActivityService:
         when = check_occurred_at(occurred_at, now, field="occurredAt")
         if event_id is not None:
             check_client_id(event_id, field="eventId")
-        target, _ = await self._target(tenant, channel, sender_id, profile_id)
+        target, through = await self._target(tenant, channel, sender_id, profile_id)
         key = event_storage_id(tenant, event_id if event_id is not None else new_id())
         event = Event(
             id=key,
@@ -136,6 +136,7 @@ class ActivityService:
             occurred_at=when,
             received_at=now,
             event_id=event_id,
+            identity=through.storage_id(tenant) if through is not None else None,
         )
         stored, pending = await self._activity.insert_event(tenant, event)
         inserted = stored is event

@@ -50,6 +50,9 @@ class Event:
     occurred_at: datetime
     received_at: datetime
     event_id: str | None = None
+    # The storage id of the sender's key it came through (None when tracked by profile id):
+    # the event goes where that key goes when a merge is undone.
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

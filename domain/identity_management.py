@@ -11,6 +11,7 @@ from domain.merging import MergeResult
 from domain.model import KeyBinding, MergeTrigger, Profile, ProfileState
 from domain.ports import Clock, ProfileStore
 from domain.services import ProfileService
+from domain.unmerging import UnmergePreview, UnmergeResult
 from domain.values import is_text
 
 MAX_SUGGESTIONS = 20
@@ -64,7 +65,8 @@ class IdentityManagement:
         """An active profile by its own id: a merged-away id is a conflict, not a redirect."""
         valid = len(profile_id) <= 64 and is_text(profile_id)
         raw = await self._store.get_profile(tenant, profile_id) if valid else None
-        if raw is not None and not raw.active and raw.state is not ProfileState.MERGED:
+        under_way = raw is not None and (not raw.active or raw.unmerging is not None)
+        if raw is not None and under_way and raw.state is not ProfileState.MERGED:
             await self._lifecycle.active(tenant, raw.id)  # finish what is under way
             raw = await self._store.get_profile(tenant, profile_id)
         if raw is None or not raw.active and raw.state is not ProfileState.MERGED:
@@ -75,6 +77,14 @@ class IdentityManagement:
                 field=field,
             )
         return raw
+
+    async def unmerge_profiles(self, tenant: str, merge_id: str, *, actor: str) -> UnmergeResult:
+        """Undo one merge (domain.unmerging)."""
+        return await self._lifecycle.unmerger.unmerge(tenant, _merge_id(merge_id), actor=actor)
+
+    async def unmerge_preview(self, tenant: str, merge_id: str) -> UnmergePreview:
+        """What undoing the merge would do now, without writing."""
+        return await self._lifecycle.unmerger.preview(tenant, _merge_id(merge_id))
 
     async def detach_identity(
         self, tenant: str, profile_id: str, channel: Channel, sender_id: str
@@ -123,3 +133,9 @@ class IdentityManagement:
         identities = await self._store.identities_of(tenant, [c.id for c in candidates])
         checked = [(c, keys_of_profile(c, identities.get(c.id, []))) for c in candidates]
         return suggest(profile, own, checked)[:MAX_SUGGESTIONS]
+
+
+def _merge_id(value: str) -> str:
+    if not (0 < len(value) <= 64 and is_text(value)):
+        raise NotFound(f"No merge with id {value[:80]!r}", field="mergeId")
+    return value

@@ -59,7 +59,7 @@ DESCRIPTIONS: Mapping[ProblemKind, str] = {
     ProblemKind.RECORD_ON_MERGED: "an identity key, event or conversation on a merged profile",
     ProblemKind.RECORD_ON_ERASED: "an identity key, event or conversation on an erased profile",
     ProblemKind.RECORD_WITHOUT_PROFILE: "an event or conversation whose profile does not exist",
-    ProblemKind.STALLED_OPERATION: "a birth, merge or erasure half-done for over 30 s",
+    ProblemKind.STALLED_OPERATION: "a birth, merge, unmerge or erasure half-done for over 30 s",
     ProblemKind.UNSETTLED_EVENT: "an event still pending after 30 s",
     ProblemKind.SUMMARY_MISMATCH: "an active profile whose event summaries differ from its events",
     ProblemKind.REDIRECT_CYCLE: "a merged profile whose redirects loop (or outrun 16 hops)",

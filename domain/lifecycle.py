@@ -7,10 +7,13 @@ whoever meets the operation half-done (a reader, a writer, or recovery).
 | state   | entered from          | by (one conditional write)          | leaves to        |
 |---------|-----------------------|-------------------------------------|------------------|
 | PENDING | (insert)              | insert_pending: a birth             | ACTIVE, ERASED   |
-| ACTIVE  | PENDING, MERGING      | activate; release_merge_claim       | MERGING, ERASING |
+| ACTIVE  | PENDING, MERGING,     | activate; release_merge_claim;      | MERGING, ERASING |
+|         | UNMERGING             | activate_source                     |                  |
 | MERGING | ACTIVE                | claim_merge_source                  | MERGED, ACTIVE,  |
 |         |                       |                                     | ERASING          |
-| MERGED  | MERGING               | retire_source (a redirect)          | ERASED           |
+| MERGED  | MERGING               | retire_source (a redirect)          | ERASED,          |
+|         |                       |                                     | UNMERGING        |
+| UNMERGING | MERGED              | revive_source (an unmerge)          | ACTIVE           |
 | ERASING | ACTIVE, MERGING       | begin_erase; erase_folded_source    | ERASED           |
 | ERASED  | ERASING, MERGED,      | tombstone; abort_birth              | (final)          |
 |         | PENDING               |                                     |                  |
@@ -18,6 +21,10 @@ whoever meets the operation half-done (a reader, a writer, or recovery).
 Inside MERGING, `merging.folded` records that the target holds the fold: from then on the
 merge only completes (MERGED), or is erased with its survivor (ERASING); it is released back
 to ACTIVE only after `abandon_fold` recorded on the target that the fold will never happen.
+
+An ACTIVE survivor whose merge is being undone carries an `unmerging` mark (domain.unmerging):
+while it does, nothing folds into it, claims it or erases it, and whoever meets the mark (or
+the source in UNMERGING) finishes the unmerge first.
 
 Records that belong to a profile (identity keys, events, conversations) are written first and
 checked after: `rehome` re-reads the profile they landed on and moves them along the survivor
@@ -36,9 +43,15 @@ from domain.identity import user_id_key
 from domain.merging import Merger
 from domain.model import MergeTrigger, Profile, ProfileState
 from domain.ports import Clock, MergeLimits, ProfileStore, RecordKind
+from domain.unmerging import Unmerger
 
 MAX_REDIRECT_HOPS = 16
-_UNDER_WAY = (ProfileState.PENDING, ProfileState.MERGING, ProfileState.ERASING)
+_UNDER_WAY = (
+    ProfileState.PENDING,
+    ProfileState.MERGING,
+    ProfileState.ERASING,
+    ProfileState.UNMERGING,
+)
 _RECOVERY_PAGE = 100
 
 
@@ -54,10 +67,11 @@ class Recovered:
     merges: int = 0
     erasures: int = 0
     records: int = 0
+    unmerges: int = 0
 
     @property
     def total(self) -> int:
-        return self.births + self.merges + self.erasures + self.records
+        return self.births + self.merges + self.erasures + self.records + self.unmerges
 
 
 class Lifecycle:
@@ -75,6 +89,7 @@ class Lifecycle:
         self.births = Births(store, clock)
         self.merger = Merger(store, clock, self, limits, on_merge)
         self.eraser = Eraser(store, clock, self)
+        self.unmerger = Unmerger(store, clock, self)
 
     async def active(self, tenant: str, profile_id: str) -> Profile | None:
         """The live profile an id leads to, following merges and finishing any operation in
@@ -86,6 +101,9 @@ class Lifecycle:
                 return None
             match profile.state:
                 case ProfileState.ACTIVE:
+                    if profile.unmerging is not None:
+                        await self.unmerger.finish(profile)  # then read it again
+                        continue
                     if profile.id != requested:
                         return replace(profile, redirected_from=requested)
                     return profile
@@ -101,6 +119,8 @@ class Lifecycle:
                     return None
                 case ProfileState.ERASED:
                     return None
+                case ProfileState.UNMERGING:
+                    await self.unmerger.finish_source(profile)
         raise ChainTooLong("a chain of merges was too long to follow")
 
     async def rehome(
@@ -180,6 +200,7 @@ class Lifecycle:
         the cut-off, paging through them in id order so none is starved."""
         cutoff = self._clock.now() - timedelta(seconds=older_than_seconds)
         counts = {state: 0 for state in ProfileState}
+        unmerges = 0
         after: str | None = None
         while batch := await self._store.unfinished(tenant, cutoff, after, _RECOVERY_PAGE):
             for profile in batch:
@@ -187,12 +208,18 @@ class Lifecycle:
                 if profile.user_id_claim is not None:
                     await self._settle_claim(profile)
                     profile = await self._store.get_profile(profile.tenant, profile.id) or profile
+                if profile.unmerging is not None:
+                    await self.unmerger.finish(profile)
+                    unmerges += 1
                 if profile.state is ProfileState.PENDING:
                     await self.births.complete(profile, give_up=True)
                 elif profile.state is ProfileState.MERGING:
                     await self.merger.finish(profile)
                 elif profile.state is ProfileState.ERASING:
                     await self.eraser.finish(profile)
+                elif profile.state is ProfileState.UNMERGING:
+                    await self.unmerger.finish_source(profile)
+                    unmerges += 1
                 counts[profile.state] += 1
         records = await self._settle_records(cutoff)
         return Recovered(
@@ -200,4 +227,5 @@ class Lifecycle:
             births=counts[ProfileState.PENDING],
             merges=counts[ProfileState.MERGING],
             erasures=counts[ProfileState.ERASING],
+            unmerges=unmerges,
         )

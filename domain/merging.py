@@ -140,6 +140,8 @@ class Merger:
             actor=claim.actor,
             source_user_id=source.user_id,
             source_properties=dict(source.properties),
+            source_keys=source.keys,
+            source_match_keys=source.match_keys,
         )
         plan = plan_merge(source)
         for _ in range(_MAX_FOLD_ATTEMPTS):
@@ -168,8 +170,9 @@ class Merger:
             ProfileState.ERASED,
         ):
             return Abandoned.TARGET_GONE
-        if target.state is ProfileState.PENDING:
-            await self._survivors.active(source.tenant, target.id)  # complete its birth
+        if target.state is ProfileState.PENDING or target.unmerging is not None:
+            # Complete its birth, or the unmerge under way on it (nothing folds meanwhile).
+            await self._survivors.active(source.tenant, target.id)
             return None
         if target.merging is None:
             return None  # it is active again: fold again

@@ -18,6 +18,7 @@ class ProfileState(StrEnum):
     ACTIVE = "ACTIVE"
     MERGING = "MERGING"  # claimed as the source of a merge
     MERGED = "MERGED"  # a redirect to the profile it was merged into
+    UNMERGING = "UNMERGING"  # a merged-away source coming back (see domain.unmerging)
     ERASING = "ERASING"
     ERASED = "ERASED"  # a tombstone: nothing is ever written to this id again
 
@@ -65,8 +66,27 @@ class Birth:
 
 
 @dataclass(frozen=True, slots=True)
+class Touch:
+    """A contact with the person: it moves lastChannel and lastSession, never backwards."""
+
+    channel: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Undone:
+    """When and by whom a merge was undone."""
+
+    at: datetime
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
 class MergeRecord:
-    """A merge as the survivor remembers it, with what an undo would need."""
+    """A merge as the survivor remembers it, with what an undo needs: the source's values,
+    userId, key ledger and match keys, and what the fold did to the survivor (computed in the
+    fold's own write): the names it filled, whether it gave the userId, and the survivor's
+    last contact when the source's later one replaced it."""
 
     merge_id: str
     source_id: str
@@ -75,6 +95,59 @@ class MergeRecord:
     actor: str
     source_user_id: str | None = None
     source_properties: Mapping[str, Any] = field(default_factory=dict)
+    source_keys: tuple[str, ...] = ()
+    source_match_keys: tuple[str, ...] = ()
+    filled: tuple[str, ...] = ()
+    gave_user_id: bool = False
+    contact_replaced: bool = False
+    prior_contact: Touch | None = None
+    undone: Undone | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    """A list item that only a merge's source brought to the survivor; `readded` once a
+    later write (a capture, an edit, an identify) added it to the survivor again."""
+
+    merge_id: str
+    name: str
+    item: Any
+    readded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UnmergeClaim:
+    """The mark an unmerge puts on the survivor before anything moves back."""
+
+    merge_id: str
+    source_id: str
+    at: datetime
+    actor: str
+    # The identity keys that go back (those the merge tagged that are still on the survivor).
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """Something a merge brought that an unmerge leaves on the survivor because it changed
+    since the merge (a value), or was added again (a list item)."""
+
+    name: str
+    item: Any = None
+    is_item: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UnmergeRecord:
+    """An unmerge as both profiles remember it."""
+
+    merge_id: str
+    source_id: str
+    survivor_id: str
+    at: datetime
+    actor: str
+    removed: tuple[Kept, ...] = ()
+    kept: tuple[Kept, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +173,7 @@ class Profile:
     events: tuple[EventSummary, ...] = ()
     merge_history: tuple[MergeRecord, ...] = ()
     merged_into: str | None = None
+    merged_by: str | None = None  # the id of the merge that made this profile a redirect
     merging: MergeClaim | None = None
     state: ProfileState = ProfileState.ACTIVE
     birth: Birth | None = None
@@ -112,6 +186,11 @@ class Profile:
     match_keys: tuple[str, ...] = ()
     # Set when the profile was read through an id that was merged into it.
     redirected_from: str | None = None
+    # On a survivor: the unmerge under way; on a source coming back (UNMERGING): its merge.
+    unmerging: UnmergeClaim | None = None
+    unmerge_of: str | None = None
+    unmerges: tuple[UnmergeRecord, ...] = ()
+    source_only: tuple[SourceItem, ...] = ()
 
     @property
     def identified(self) -> bool:
@@ -136,14 +215,6 @@ class ProfileChange:
     add_tags: tuple[str, ...] = ()
     remove_tags: tuple[str, ...] = ()
     match_keys: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Touch:
-    """A contact with the person: it moves lastChannel and lastSession, never backwards."""
-
-    channel: str
-    at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,12 @@ from domain.model import (
     ProfileChange,
     Segment,
     Touch,
+    Undone,
+    UnmergeClaim,
+    UnmergeRecord,
 )
 from domain.properties import PropertyDefinition
+from domain.unmerge import SurvivorUndo
 
 
 class Clock(Protocol):
@@ -340,6 +344,64 @@ class ProfileStore(Protocol):
     ) -> list[Profile]:
         """Profiles left PENDING, MERGING or ERASING since before the cut-off, by id."""
         ...
+
+    # unmerges (domain.unmerging)
+    async def find_merge(self, tenant: str, merge_id: str) -> Profile | None:
+        """The profile whose merge history holds this merge (the survivor), in any state."""
+        ...
+
+    async def tagged_identities(
+        self, tenant: str, survivor_id: str, merge_id: str
+    ) -> list[Identity]: ...
+
+    async def count_returning(
+        self, tenant: str, survivor_id: str, merge_id: str, keys: tuple[str, ...]
+    ) -> tuple[int, int]:
+        """How many events and conversations an unmerge would move back."""
+        ...
+
+    async def claim_unmerge(
+        self, tenant: str, survivor_id: str, claim: UnmergeClaim, history_length: int
+    ) -> Profile | None: ...
+
+    async def revive_source(
+        self,
+        tenant: str,
+        record: MergeRecord,
+        survivor_id: str,
+        claim: UnmergeClaim,
+        now: datetime,
+    ) -> None: ...
+
+    async def move_back(
+        self,
+        tenant: str,
+        survivor_id: str,
+        source_id: str,
+        merge_id: str,
+        keys: tuple[str, ...],
+        *,
+        identities: bool = True,
+    ) -> None: ...
+
+    async def strip_survivor(
+        self,
+        tenant: str,
+        survivor: Profile,
+        position: int,
+        undo: SurvivorUndo,
+        entry: UnmergeRecord,
+        undone: Undone,
+        keys: tuple[str, ...],
+    ) -> bool: ...
+
+    async def activate_source(
+        self, tenant: str, source_id: str, merge_id: str, entry: UnmergeRecord, now: datetime
+    ) -> None: ...
+
+    async def recompute_event_summaries(self, tenant: str, profile_id: str) -> None: ...
+
+    async def release_unmerge(self, tenant: str, survivor_id: str, merge_id: str) -> None: ...
 
     # property definitions
     async def definitions(self, tenant: str) -> list[PropertyDefinition]: ...

@@ -10,6 +10,7 @@ import strawberry
 from domain.autocapture import CaptureContext
 from resolvers.permissions import CanEdit, CanWrite, IsAdmin
 from resolvers.query import tenant_of
+from resolvers.unmerge import UnmergeMutation
 from schema.activity import Conversation, Event
 from schema.context import Info
 from schema.ids import Kind, profile_id, require, to_global
@@ -58,7 +59,7 @@ _WHAT = "What to do"
 
 
 @strawberry.type(description="What can be changed")
-class Mutation:
+class Mutation(UnmergeMutation):
     @strawberry.mutation(
         permission_classes=[CanWrite],
         description="Record what a bot learned about a sender; creates the profile on first "

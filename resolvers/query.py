@@ -9,6 +9,7 @@ import strawberry
 from domain.access import Action
 from domain.errors import Unauthenticated, ValidationFailed
 from resolvers.permissions import CanList, CanReadProfile
+from resolvers.unmerge import UnmergeQuery
 from schema.activity import Conversation, Event
 from schema.context import Info
 from schema.cursors import profile_after
@@ -55,7 +56,7 @@ async def find_node(info: Info, global_id: str) -> Node | None:
 
 
 @strawberry.type(description="What can be read")
-class Query:
+class Query(UnmergeQuery):
     @strawberry.field(
         permission_classes=[CanReadProfile],
         description="Any object by its global id (a profile, segment, conversation or event); "

@@ -20,6 +20,7 @@ from schema.ids import profile_id
 from schema.node import Node
 from schema.pages import DEFAULT_PAGE, After, First, PageInfo, page_size
 from schema.scalars import JSON, json_value, json_values
+from schema.unmerge_history import UnmergeHistoryEntry
 
 
 def _field(description: str) -> Any:
@@ -58,18 +59,27 @@ class EventSummary:
 
 @strawberry.type(description="A merge the profile survived")
 class MergeHistoryEntry:
+    merge_id: strawberry.ID = _field("The merge's id: what unmergeProfiles and unmergePreview take")
     source_id: strawberry.ID = _field("The profile that merged in (now a redirect to this one)")
     at: datetime = _field("When the merge happened")
     trigger: MergeTrigger = _field("What started it")
     actor: str = _field("The name of the API key that caused it")
+    undone_at: datetime | None = _field(
+        "When the merge was undone (unmergeProfiles); null while it stands"
+    )
+    undone_by: str | None = _field("The name of the API key that undid the merge, if it was undone")
 
     @classmethod
     def from_domain(cls, record: model.MergeRecord) -> Self:
+        undone = record.undone
         return cls(
+            merge_id=strawberry.ID(record.merge_id),
             source_id=strawberry.ID(profile_id(record.source_id)),
             at=record.at,
             trigger=record.trigger,
             actor=record.actor,
+            undone_at=undone.at if undone else None,
+            undone_by=undone.actor if undone else None,
         )
 
 
@@ -165,6 +175,9 @@ class Profile(Node):
     events: list[EventSummary] = _field("Per-event first time, last time and count")
     merge_history: list[MergeHistoryEntry] = _field("Merges this profile survived, oldest first")
     merged_from: list[strawberry.ID] = _field("Ids of the profiles merged into this one")
+    unmerge_history: list[UnmergeHistoryEntry] = _field(
+        "Merges undone that this profile took part in, oldest first"
+    )
     merged_into: strawberry.ID | None = _field(
         "When this profile was read through an id that was merged away: this profile's id "
         "(the survivor); otherwise null"
@@ -209,7 +222,12 @@ class Profile(Node):
             updated_at=profile.updated_at,
             events=[EventSummary.from_domain(e) for e in profile.events],
             merge_history=[MergeHistoryEntry.from_domain(r) for r in profile.merge_history],
-            merged_from=[strawberry.ID(profile_id(r.source_id)) for r in profile.merge_history],
+            merged_from=[
+                strawberry.ID(profile_id(r.source_id))
+                for r in profile.merge_history
+                if r.undone is None
+            ],
+            unmerge_history=[UnmergeHistoryEntry.from_domain(u) for u in profile.unmerges],
             merged_into=own_id if redirected else None,
             requested_id=strawberry.ID(profile_id(redirected)) if redirected else None,
             contact_card=_contact_card(profile),

@@ -34,6 +34,7 @@ def _event(doc: Mapping[str, Any]) -> Event:
         occurred_at=utc(doc["occurredAt"]),
         received_at=utc(doc["receivedAt"]),
         event_id=doc.get("eventId"),
+        identity=doc.get("identity"),
     )
 
 
@@ -103,6 +104,8 @@ class MongoActivityStore:
             "eventId": event.event_id,
             "pending": True,
         }
+        if event.identity is not None:
+            doc["identity"] = event.identity
         try:
             await self.events.insert_one(doc)
         except DuplicateKeyError:

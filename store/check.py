@@ -33,7 +33,15 @@ from store.mongo import MongoProfileStore
 PAGE_SIZE = 500
 _MERGED = ProfileState.MERGED.value
 _ERASED = ProfileState.ERASED.value
-_UNDER_WAY = {s.value for s in (ProfileState.PENDING, ProfileState.MERGING, ProfileState.ERASING)}
+_UNDER_WAY = {
+    s.value
+    for s in (
+        ProfileState.PENDING,
+        ProfileState.MERGING,
+        ProfileState.ERASING,
+        ProfileState.UNMERGING,
+    )
+}
 _PROFILE_FIELDS = {
     "tenant": 1,
     "state": 1,
@@ -42,6 +50,7 @@ _PROFILE_FIELDS = {
     "keys": 1,
     "events": 1,
     "mergedInto": 1,
+    "unmerging.at": 1,
 }
 _RECORD_FIELDS: Mapping[RecordKind, dict[str, int]] = {
     RecordKind.IDENTITY: {"tenant": 1, "profileId": 1, "type": 1, "value": 1},
@@ -402,6 +411,9 @@ def _check_profile(
     state = doc.get("state")
     if state in _UNDER_WAY and _before(doc.get("stateAt"), cutoff):
         yield _profile_finding(ProblemKind.STALLED_OPERATION, doc)
+    unmerging = doc.get("unmerging")
+    if isinstance(unmerging, Mapping) and _before(unmerging.get("at"), cutoff):
+        yield _profile_finding(ProblemKind.STALLED_OPERATION, doc)  # an unmerge half-done
     if state:
         return
     profile_id, tenant = doc["_id"], doc["tenant"]

@@ -10,12 +10,18 @@ from domain.identity import Channel, Identity, IdentityKey, IdentityType
 from domain.model import (
     Birth,
     EventSummary,
+    Kept,
     KeyBinding,
     MergeClaim,
     MergeRecord,
     MergeTrigger,
     Profile,
     ProfileState,
+    SourceItem,
+    Touch,
+    Undone,
+    UnmergeClaim,
+    UnmergeRecord,
 )
 from domain.properties import PropertyDefinition, PropertyType
 
@@ -99,10 +105,20 @@ def record_to_doc(record: MergeRecord) -> dict[str, Any]:
         "actor": record.actor,
         "sourceUserId": record.source_user_id,
         "sourceProperties": dict(record.source_properties),
+        "sourceKeys": list(record.source_keys),
+        "sourceMatchKeys": list(record.source_match_keys),
     }
 
 
+def _touch(raw: Mapping[str, Any] | None) -> Touch | None:
+    if not raw or not isinstance(raw.get("session"), datetime):
+        return None
+    return Touch(channel=raw.get("channel") or "", at=utc(raw["session"]))
+
+
 def _record_from_doc(raw: Mapping[str, Any]) -> MergeRecord:
+    contact = raw.get("contact") or {}
+    undone = raw.get("undone")
     return MergeRecord(
         merge_id=raw["mergeId"],
         source_id=raw["sourceId"],
@@ -111,6 +127,81 @@ def _record_from_doc(raw: Mapping[str, Any]) -> MergeRecord:
         actor=raw.get("actor") or "",
         source_user_id=raw.get("sourceUserId"),
         source_properties=_props(raw.get("sourceProperties")),
+        source_keys=tuple(raw.get("sourceKeys") or ()),
+        source_match_keys=tuple(raw.get("sourceMatchKeys") or ()),
+        filled=tuple(raw.get("filled") or ()),
+        gave_user_id=bool(raw.get("gaveUserId")),
+        contact_replaced=bool(contact.get("replaced")),
+        prior_contact=_touch(contact),
+        undone=Undone(at=utc(undone["at"]), actor=undone.get("actor") or "") if undone else None,
+    )
+
+
+def unmerge_claim_to_doc(claim: UnmergeClaim) -> dict[str, Any]:
+    return {
+        "mergeId": claim.merge_id,
+        "sourceId": claim.source_id,
+        "at": claim.at,
+        "actor": claim.actor,
+        "keys": list(claim.keys),
+    }
+
+
+def _unmerge_claim(raw: Mapping[str, Any] | None) -> UnmergeClaim | None:
+    if not raw:
+        return None
+    return UnmergeClaim(
+        merge_id=raw["mergeId"],
+        source_id=raw["sourceId"],
+        at=utc(raw["at"]),
+        actor=raw.get("actor") or "",
+        keys=tuple(raw.get("keys") or ()),
+    )
+
+
+def kept_to_doc(kept: Kept) -> dict[str, Any]:
+    return {"name": kept.name, "item": kept.item} if kept.is_item else {"name": kept.name}
+
+
+def unmerge_record_to_doc(record: UnmergeRecord) -> dict[str, Any]:
+    return {
+        "mergeId": record.merge_id,
+        "sourceId": record.source_id,
+        "survivorId": record.survivor_id,
+        "at": record.at,
+        "actor": record.actor,
+        "removed": [kept_to_doc(k) for k in record.removed],
+        "kept": [kept_to_doc(k) for k in record.kept],
+    }
+
+
+def _unmerge_record(raw: Mapping[str, Any]) -> UnmergeRecord:
+    return UnmergeRecord(
+        merge_id=raw["mergeId"],
+        source_id=raw["sourceId"],
+        survivor_id=raw["survivorId"],
+        at=utc(raw["at"]),
+        actor=raw.get("actor") or "",
+        removed=_kept(raw.get("removed")),
+        kept=_kept(raw.get("kept")),
+    )
+
+
+def _kept(raw: Any) -> tuple[Kept, ...]:
+    return tuple(Kept(name=k["name"], item=k.get("item"), is_item="item" in k) for k in raw or ())
+
+
+def source_item_to_doc(item: SourceItem) -> dict[str, Any]:
+    doc: dict[str, Any] = {"m": item.merge_id, "n": item.name, "i": item.item}
+    if item.readded:
+        doc["r"] = True
+    return doc
+
+
+def _source_items(raw: Any) -> tuple[SourceItem, ...]:
+    return tuple(
+        SourceItem(merge_id=e["m"], name=e["n"], item=e["i"], readded=bool(e.get("r")))
+        for e in raw or ()
     )
 
 
@@ -143,12 +234,17 @@ def profile_from_doc(doc: Document) -> Profile:
             _record_from_doc(r) for r in doc.get("mergeHistory") or () if "sourceId" in r
         ),
         merged_into=doc.get("mergedInto"),
+        merged_by=doc.get("mergedBy"),
         merging=claim_from_doc(doc.get("merging")),
         state=ProfileState(doc.get("state") or ProfileState.ACTIVE),
         birth=birth_from_doc(doc.get("birth")),
         keys=tuple(doc.get("keys") or ()),
         user_id_claim=(doc.get("userIdClaim") or {}).get("value"),
         match_keys=tuple(doc.get("matchKeys") or ()),
+        unmerging=_unmerge_claim(doc.get("unmerging")),
+        unmerge_of=(doc.get("unmergeOf") or {}).get("mergeId"),
+        unmerges=tuple(_unmerge_record(r) for r in doc.get("unmerges") or ()),
+        source_only=_source_items(doc.get("sourceOnly")),
     )
 
 

@@ -23,6 +23,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("tenant", ASCENDING), ("matchKeys", ASCENDING)], name="tenant_match_keys"),
         IndexModel([("userIdClaim.at", ASCENDING)], name="user_id_claim", sparse=True),
+        IndexModel([("unmerging.at", ASCENDING)], name="unmerging", sparse=True),
+        IndexModel(
+            [("tenant", ASCENDING), ("mergeHistory.mergeId", ASCENDING)],
+            name="tenant_merge_ids",
+            sparse=True,
+        ),
     ],
     "identities": [
         IndexModel([("tenant", ASCENDING), ("profileId", ASCENDING)], name="tenant_profile"),

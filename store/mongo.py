@@ -47,6 +47,7 @@ from store.pipelines import (
     summaries_pipeline,
     values_update,
 )
+from store.unmerges import UnmergeSteps
 
 # An active profile has no `state` field: the filter every ordinary write carries.
 ACTIVE: dict[str, Any] = {"state": None}
@@ -64,6 +65,10 @@ _PERSONAL = {
     "merging": "",
     "mergedInto": "",
     "stateAt": "",
+    "unmerging": "",
+    "unmergeOf": "",
+    "unmerges": "",
+    "sourceOnly": "",
 }
 
 
@@ -84,7 +89,7 @@ def _user_keys(user_id: str, values: Mapping[str, Any]) -> list[str]:
     return [*keys_of_identity(user_id_key(user_id)), *keys_of_values(values)]
 
 
-class MongoProfileStore:
+class MongoProfileStore(UnmergeSteps):
     """Profiles, identity keys and property definitions in MongoDB."""
 
     def __init__(self, db: Any) -> None:
@@ -420,7 +425,7 @@ class MongoProfileStore:
 
     async def begin_erase(self, tenant: str, profile_id: str, now: datetime) -> bool:
         result = await self.profiles.update_one(
-            {"_id": profile_id, "tenant": tenant, **ACTIVE},
+            {"_id": profile_id, "tenant": tenant, **ACTIVE, "unmerging": None},
             {"$set": {"state": ProfileState.ERASING.value, "stateAt": now}},
         )
         await checkpoint("begin_erase")
@@ -535,7 +540,8 @@ class MongoProfileStore:
     async def claim_merge_source(
         self, tenant: str, source_id: str, claim: MergeClaim, *, unidentified_only: bool
     ) -> Profile | None:
-        query: dict[str, Any] = {"_id": source_id, "tenant": tenant, **ACTIVE}
+        # Never while an unmerge is under way on it (whoever meets that finishes it first).
+        query: dict[str, Any] = {"_id": source_id, "tenant": tenant, **ACTIVE, "unmerging": None}
         if unidentified_only:
             query["userId"] = None
         doc = await self.profiles.find_one_and_update(
@@ -567,6 +573,7 @@ class MongoProfileStore:
             **ACTIVE,
             "mergeHistory.mergeId": {"$ne": record.merge_id},
             "abandonedMerges": {"$ne": record.merge_id},
+            "unmerging": None,  # nothing folds into a profile while a merge into it is undone
             # The limits are part of the decisive write, so concurrent merges cannot pass them.
             f"mergeHistory.{limits.merges - 1}": {"$exists": False},
         }
@@ -586,7 +593,14 @@ class MongoProfileStore:
             return FoldOutcome.APPLIED, profile_from_doc(doc)
         target = await self.profiles.find_one(
             {"_id": target_id, "tenant": tenant},
-            {"mergeHistory.mergeId": 1, "userId": 1, "state": 1, "abandonedMerges": 1, "keys": 1},
+            {
+                "mergeHistory.mergeId": 1,
+                "userId": 1,
+                "state": 1,
+                "abandonedMerges": 1,
+                "keys": 1,
+                "unmerging": 1,
+            },
         )
         if target is None:
             return FoldOutcome.TARGET_INACTIVE, None
@@ -595,7 +609,7 @@ class MongoProfileStore:
             return FoldOutcome.ALREADY_APPLIED, None
         if record.merge_id in (target.get("abandonedMerges") or ()):
             return FoldOutcome.ABANDONED, None
-        if target.get("state"):
+        if target.get("state") or target.get("unmerging"):
             return FoldOutcome.TARGET_INACTIVE, None
         owner = target.get("userId")
         if plan.user_id is not None and owner is not None and owner != plan.user_id:
@@ -658,6 +672,7 @@ class MongoProfileStore:
                 "$set": {
                     "state": ProfileState.MERGED.value,
                     "mergedInto": target_id,
+                    "mergedBy": merge_id,
                     "mergedAt": now,
                     "updatedAt": now,
                 },
@@ -677,11 +692,17 @@ class MongoProfileStore:
     async def unfinished(
         self, tenant: str | None, before: datetime, after: str | None, limit: int
     ) -> list[Profile]:
-        under_way = [PENDING, ProfileState.MERGING.value, ProfileState.ERASING.value]
+        under_way = [
+            PENDING,
+            ProfileState.MERGING.value,
+            ProfileState.ERASING.value,
+            ProfileState.UNMERGING.value,
+        ]
         query: dict[str, Any] = {
             "$or": [
                 {"state": {"$in": under_way}, "stateAt": {"$lte": before}},
                 {"userIdClaim.at": {"$lte": before}},
+                {"unmerging.at": {"$lte": before}},
             ]
         }
         if tenant is not None:

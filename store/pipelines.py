@@ -84,6 +84,31 @@ def _touch(stage: Stage, touch: Touch | None) -> None:
     stage["props.lastChannel"] = {"$cond": [newer, channel, kept]}
 
 
+def _mark_readded(stage: Stage, additions: Mapping[str, Sequence[Any]]) -> None:
+    """A write that adds list items marks those a merge's source alone had brought as added
+    again, so an unmerge leaves them (see domain.unmerge)."""
+    if not additions:
+        return
+    again = {
+        "$or": [
+            {"$and": [{"$eq": ["$$e.n", lit(name)]}, {"$in": ["$$e.i", lit(list(values))]}]}
+            for name, values in additions.items()
+        ]
+    }
+    marked = {
+        "$map": {
+            "input": "$sourceOnly",
+            "as": "e",
+            "in": {"$cond": [again, {"$mergeObjects": ["$$e", {"r": True}]}, "$$e"]},
+        }
+    }
+    stage["sourceOnly"] = {"$cond": [{"$isArray": "$sourceOnly"}, marked, "$$REMOVE"]}
+
+
+def _lists(values: Mapping[str, Any]) -> dict[str, Sequence[Any]]:
+    return {k: v for k, v in values.items() if isinstance(v, list)}
+
+
 def _match_keys(stage: Stage, keys: Sequence[str]) -> None:
     if keys:
         stage["matchKeys"] = _append_new("$matchKeys", keys)
@@ -103,6 +128,7 @@ def capture_pipeline(tenant: str, write: CaptureWrite, now: datetime) -> list[St
     )
     _match_keys(stage, write.match_keys)
     _touch(stage, write.touch)
+    _mark_readded(stage, _lists(write.set))
     # A first write to a profile being born is its activation.
     return [{"$set": stage}, {"$unset": ["state", "stateAt", "birth"]}]
 
@@ -122,6 +148,10 @@ def change_pipeline(change: ProfileChange, now: datetime) -> list[Stage]:
         stage["props.tags"] = tags
     stage["updatedAt"] = lit(now)
     _match_keys(stage, change.match_keys)
+    additions = dict(_lists(change.set))
+    if change.add_tags:
+        additions["tags"] = [*additions.get("tags", ()), *change.add_tags]
+    _mark_readded(stage, additions)
     stages: list[Stage] = [{"$set": stage}]
     if change.unset:
         stages.append({"$unset": [f"props.{name}" for name in change.unset]})
@@ -142,11 +172,61 @@ def fold_pipeline(plan: MergePlan, record: MergeRecord | None, now: datetime) ->
     if plan.keys:
         stage["keys"] = _append_new("$keys", plan.keys)
     if record is not None:
-        stage["mergeHistory"] = {
-            "$concatArrays": [{"$ifNull": ["$mergeHistory", []]}, lit([record_to_doc(record)])]
-        }
+        entry = {"$mergeObjects": [lit(record_to_doc(record)), _undo_facts(plan)]}
+        stage["mergeHistory"] = {"$concatArrays": [{"$ifNull": ["$mergeHistory", []]}, [entry]]}
+        if plan.union:
+            stage["sourceOnly"] = _source_only(plan, record.merge_id)
+    else:
+        _mark_readded(stage, plan.union)  # an identify's values: a write like a capture
     stage["updatedAt"] = lit(now)
     return [{"$set": stage}]
+
+
+def _undo_facts(plan: MergePlan) -> dict[str, Any]:
+    """What the fold does to the target, read from the target as the fold finds it (the same
+    stage, so the same moment): the names it fills, whether it gives the userId, and the last
+    contact it replaces. An unmerge undoes exactly these (domain.unmerge)."""
+    filled: list[Any] = [
+        {"$cond": [_present(name), lit([]), lit([name])]} for name in (*plan.fill, *plan.union)
+    ]
+    for group in plan.groups:
+        has_any = {"$or": [_present(name) for name in group]}
+        members = [name for name, value in group.items() if value is not None]
+        filled.append({"$cond": [has_any, lit([]), lit(members)]})
+    facts: dict[str, Any] = {"filled": {"$concatArrays": filled} if filled else lit([])}
+    if plan.user_id is not None:
+        facts["gaveUserId"] = {"$eq": [{"$ifNull": ["$userId", None]}, None]}
+    if plan.touch is not None:
+        current = {"$ifNull": ["$props.lastSession", None]}
+        facts["contact"] = {
+            "replaced": {
+                "$or": [{"$eq": [current, None]}, {"$lte": [current, lit(plan.touch.at)]}]
+            },
+            "session": current,
+            "channel": {"$ifNull": ["$props.lastChannel", None]},
+        }
+    return facts
+
+
+def _source_only(plan: MergePlan, merge_id: str) -> dict[str, Any]:
+    """The target's record of list items only this merge's source brought."""
+    brought = [
+        {
+            "$map": {
+                "input": {
+                    "$filter": {
+                        "input": lit(list(dict.fromkeys(values))),
+                        "as": "item",
+                        "cond": {"$eq": [{"$in": ["$$item", _list(name)]}, False]},
+                    }
+                },
+                "as": "item",
+                "in": {"m": lit(merge_id), "n": lit(name), "i": "$$item"},
+            }
+        }
+        for name, values in plan.union.items()
+    ]
+    return {"$concatArrays": [_array("$sourceOnly"), *brought]}
 
 
 def values_update(values: Mapping[str, Any]) -> dict[str, Any]:

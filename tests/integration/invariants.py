@@ -13,7 +13,7 @@ from server.app import SystemClock
 from store.activity import MongoActivityStore
 from store.mongo import MongoProfileStore
 
-UNFINISHED = ("PENDING", "MERGING", "ERASING")
+UNFINISHED = ("PENDING", "MERGING", "ERASING", "UNMERGING")
 DEFAULT_LIMITS = MergeLimits(merges=DEFAULT_MAX_MERGES, identities=DEFAULT_MAX_IDENTITIES)
 
 
@@ -26,7 +26,8 @@ async def assert_invariants(db: Any, tenant: str, *, limits: MergeLimits = DEFAU
     """Recover as a restarted process would (a fresh one, over the same database, with the
     given limits), then check, from the raw documents of `tenant`:
 
-    - no profile is left PENDING, MERGING or ERASING, and no event is left pending;
+    - no profile is left PENDING, MERGING, ERASING or UNMERGING (nor marked as undoing a
+      merge), and no event is left pending;
     - every identity key points at an active profile whose `keys` ledger holds the key;
     - every event and conversation points at an active profile;
     - every USER_ID key's profile has that userId, and every profile with a userId has its key;
@@ -52,6 +53,8 @@ async def assert_invariants(db: Any, tenant: str, *, limits: MergeLimits = DEFAU
             errors.append(f"profile {pid} is left {doc['state']}")
         if "state" in doc and doc["state"] is None:
             errors.append(f"profile {pid} has state null instead of no state")
+        if doc.get("unmerging"):
+            errors.append(f"profile {pid} is left undoing merge {doc['unmerging']['mergeId']}")
     pending = await db["events"].count_documents({"tenant": tenant, "pending": True})
     if pending:
         errors.append(f"{pending} events are left pending")
