@@ -11,9 +11,9 @@
    last contact S's replaced are removed unless they changed since (what stays is recorded);
    the merge entry is marked undone and the unmerge is recorded, in one write conditional on
    every value the rule read;
-5. move back what came through a returning key while the steps ran; activate S, recording the
-   unmerge in its history;
-6. recompute both profiles' event summaries; release T's mark.
+5. move back what came through a returning key while the steps ran; recompute both profiles'
+   event summaries;
+6. activate S, recording the unmerge in its history; release T's mark.
 
 Every step is conditional on the previous state, so repeating one changes nothing, and any
 reader, writer or recovery pass that meets the mark (on T) or the state (on S) finishes it.
@@ -162,9 +162,10 @@ class Unmerger:
         await store.move_back(
             tenant, survivor.id, source_id, merge_id, claim.keys, identities=False
         )
-        await store.activate_source(tenant, source_id, merge_id, entry, self._clock.now())
         await store.recompute_event_summaries(tenant, source_id)
         await store.recompute_event_summaries(tenant, survivor.id)
+        # From here both profiles are final: what is left (the mark) changes nothing in them.
+        await store.activate_source(tenant, source_id, merge_id, entry, self._clock.now())
         await store.release_unmerge(tenant, survivor.id, merge_id)
 
     async def finish_source(self, source: Profile) -> None:
@@ -181,10 +182,10 @@ class Unmerger:
         entry = _entry(survivor, source.unmerge_of)
         if entry is not None:
             now = self._clock.now()
+            await self._store.recompute_event_summaries(source.tenant, source.id)
             await self._store.activate_source(
                 source.tenant, source.id, source.unmerge_of, entry, now
             )
-            await self._store.recompute_event_summaries(source.tenant, source.id)
 
     async def _strip(self, survivor_id: str, tenant: str, claim: UnmergeClaim) -> UnmergeRecord:
         """Undo the merge on the survivor's values (once); the unmerge's record."""

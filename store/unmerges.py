@@ -227,7 +227,7 @@ class UnmergeSteps:
         await checkpoint("activate_source")
 
     async def recompute_event_summaries(self, tenant: str, profile_id: str) -> None:
-        """Set an active profile's summaries to those of its stored events (events left, so
+        """Set a profile's summaries to those of its stored events (events left, so
         counts may go down), then merge a second reading in monotonically, as an event's own
         refresh does: one that settled between the reading and the write is counted."""
         pipeline = [
@@ -241,7 +241,8 @@ class UnmergeSteps:
                 }
             },
         ]
-        mine = {"_id": profile_id, "tenant": tenant, "state": None}
+        # The source is summarised while UNMERGING (it is active only once it is whole).
+        mine = {"_id": profile_id, "tenant": tenant, "state": {"$in": [None, _UNMERGING]}}
         rows = [row async for row in self.events.aggregate(pipeline)]
         await self.profiles.update_one(mine, {"$set": {"events": _summaries(rows)}})
         again = [row async for row in self.events.aggregate(pipeline)]

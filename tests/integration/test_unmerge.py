@@ -42,8 +42,8 @@ STEPS = [
     "revive_source",
     "move_back",
     "strip_survivor",
-    "activate_source",
     "recompute_event_summaries",
+    "activate_source",
     "release_unmerge",
 ]
 
@@ -125,7 +125,8 @@ async def test_a_manual_merge_then_its_unmerge_leaves_both_profiles_as_they_were
 
     await _assert_as_before(api, target, source, t0, s0)
     payload = data["unmergeProfiles"]
-    assert payload["source"]["id"] == source and payload["source"]["mergedInto"] is None
+    assert payload["source"]["id"] == source
+    assert payload["source"]["mergedInto"] is None
     assert payload["kept"] == []
     removed = {(r["property"], r["item"]) for r in payload["removed"]}
     assert removed == {
@@ -138,9 +139,348 @@ async def test_a_manual_merge_then_its_unmerge_leaves_both_profiles_as_they_were
         ("tags", "s"),
     }
     entry = payload["survivor"]["mergeHistory"][-1]
-    assert entry["mergeId"] == merge_id and entry["undoneAt"] and entry["undoneBy"] == "agent-key"
+    assert entry["mergeId"] == merge_id
+    assert entry["undoneAt"]
+    assert entry["undoneBy"] == "agent-key"
     for side in ("source", "survivor"):
         (unmerge,) = payload[side]["unmergeHistory"]
         assert (unmerge["mergeId"], unmerge["sourceId"]) == (merge_id, source)
-        assert unmerge["survivorId"] == target and unmerge["actor"] == "agent-key"
+        assert unmerge["survivorId"] == target
+        assert unmerge["actor"] == "agent-key"
     await assert_invariants(api.db, TENANT)
+
+
+async def test_an_identify_merge_then_its_unmerge_leaves_both_profiles_as_they_were(
+    api: Api,
+) -> None:
+    """identify(s9 as u-t) merges the anonymous S into T (MERGED): the identify's contact is
+    the sender's record's, merged with it; undone, both are exactly as before."""
+    t = await api.ok(IDENTIFY, identify_input("API", "crm-t", "u-t", {"language": "en"}))
+    target = t["identify"]["profile"]["id"]
+    s = await api.ok(CAPTURE, capture_input("WEB", "s9", {"firstName": "Sam", "tags": ["a"]}))
+    source = s["captureProperties"]["profile"]["id"]
+    await api.ok(TRACK, track_input("view", sender="s9", event_id="e-s9"))
+    t0, s0 = await state_of(api, target), await state_of(api, source)
+
+    merged = await api.ok(IDENTIFY, identify_input("WEB", "s9", "u-t"))
+    assert merged["identify"]["outcome"] == "MERGED"
+    merge_id = await merge_id_of(api, target, source)
+    await api.ok(UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+
+    assert await state_of(api, target) == t0
+    back = await state_of(api, source)
+    # The identify was a contact through s9: the source keeps it (its record, as merged).
+    assert back["props"].pop("lastSession") >= s0["props"].pop("lastSession")
+    assert back == s0
+    await assert_invariants(api.db, TENANT)
+
+
+def _changes(items: list[dict[str, Any]]) -> set[tuple[str, Any, Any, Any]]:
+    return {(c["property"], c["item"], repr(c["value"]), repr(c["sourceValue"])) for c in items}
+
+
+async def test_writes_between_merge_and_unmerge_follow_each_rule_and_the_preview_said_so(
+    api: Api,
+) -> None:
+    """Between the merge and its undo: a filled value changes (gender), a tag only the source
+    brought is added again (s), events and a conversation come through a returning identity
+    (s1) and an event through the survivor's own (crm-t). The preview lists exactly what the
+    unmerge then does: the changed value and the re-added tag stay (and are said to), the
+    rest of what the merge brought goes; the late records through s1 go back, crm-t's stay."""
+    target, source, merge_id, t0, s0 = await _merged_pair(api)
+    await api.ok(UPDATE, {"input": {"id": target, "set": {"gender": "x"}, "addTags": ["s"]}})
+    await api.ok(TRACK, track_input("visit", sender="s1", event_id="late-s"))
+    await api.ok(TRACK, track_input("visit", channel="API", sender="crm-t", event_id="late-t"))
+    await api.ok(RECORD, {"input": {"id": "c-late", "channel": "WEB", "senderId": "s1"}})
+
+    snapshot = await api.snapshot()
+    preview = (await api.ok(PREVIEW, {"mergeId": merge_id}, role=Role.AGENT))["unmergePreview"]
+    assert await api.snapshot() == snapshot, "the preview wrote something"
+    data = await api.ok(UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+    payload = data["unmergeProfiles"]
+
+    kept = {("gender", None, "'x'", "'m'"), ("tags", "s", "None", "None")}
+    assert (
+        _changes(preview["kept"]) - {c for c in _changes(preview["kept"]) if c[0] == "lastSession"}
+        == kept
+    )
+    assert _changes(payload["kept"]) == _changes(preview["kept"])
+    removed = {(c["property"], c["item"]) for c in payload["removed"]}
+    assert removed == {(c["property"], c["item"]) for c in preview["removed"]}
+    assert removed == {
+        ("firstName", None),
+        ("lastName", None),
+        ("emailOptin", None),
+        ("phone", None),
+        ("country", None),
+    }
+    assert (preview["sourceId"], preview["survivorId"]) == (source, target)
+    assert sorted(i["value"] for i in preview["identities"]) == ["+919876543210", "s1"]
+    assert (preview["eventCount"], preview["conversationCount"]) == (3, 2)
+    assert preview["userIdReturns"] is False
+
+    survivor = await state_of(api, target)
+    assert survivor["props"]["gender"] == "x"
+    assert survivor["props"]["tags"] == ["t", "x", "s"]
+    assert "firstName" not in survivor["props"]
+    assert "emailOptin" not in survivor["props"]
+    assert [e for e, _ in survivor["stored events"]] == [f"{TENANT}|e|e-t", f"{TENANT}|e|late-t"]
+    assert survivor["events"]["visit"]["count"] == 1
+    assert survivor["events"]["purchase"]["count"] == 1
+    back = await state_of(api, source)
+    assert back["props"] == s0["props"]
+    assert sorted(e for e, _ in back["stored events"]) == [
+        f"{TENANT}|e|e-s1",
+        f"{TENANT}|e|e-s2",
+        f"{TENANT}|e|late-s",
+    ]
+    assert sorted(c for c, _ in back["conversations"]) == [f"{TENANT}|c|c-late", f"{TENANT}|c|c-s"]
+    assert back["events"]["purchase"]["count"] == 2
+    assert back["events"]["visit"]["count"] == 1
+    assert await _owner(api, "VISITOR|s1") == source
+    await assert_invariants(api.db, TENANT)
+
+
+async def test_a_userid_the_source_gave_the_survivor_goes_back_to_the_source(api: Api) -> None:
+    s = await api.ok(IDENTIFY, identify_input("API", "crm-s", "u-s", {"firstName": "Sam"}))
+    source = s["identify"]["profile"]["id"]
+    t = await api.ok(CAPTURE, capture_input("WEB", "t1", {"language": "en"}))
+    target = t["captureProperties"]["profile"]["id"]
+    t0, s0 = await state_of(api, target), await state_of(api, source)
+    merged = await api.ok(MERGE, merge_input(target, source))
+    assert merged["mergeProfiles"]["profile"]["userId"] == "u-s"
+    merge_id = await merge_id_of(api, target, source)
+
+    preview = (await api.ok(PREVIEW, {"mergeId": merge_id}, role=Role.AGENT))["unmergePreview"]
+    await api.ok(UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+
+    assert preview["userIdReturns"] is True
+    assert preview["sourceUserId"] == "u-s"
+    await _assert_as_before(api, target, source, t0, s0)
+    assert await _owner(api, "USER_ID|u-s") == source
+    await assert_invariants(api.db, TENANT)
+
+
+# ----- refusals ----------------------------------------------------------------------------
+
+
+async def test_an_undone_merge_cannot_be_undone_twice(api: Api) -> None:
+    _, _, merge_id, _, _ = await _merged_pair(api)
+    await api.ok(UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+
+    error = await api.refused("MERGE_CONFLICT", UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+    assert "already undone" in error["message"]
+    await api.refused("MERGE_CONFLICT", PREVIEW, {"mergeId": merge_id}, role=Role.AGENT)
+
+
+async def test_a_survivor_merged_into_a_third_profile_names_that_merge_to_undo_first(
+    api: Api,
+) -> None:
+    target, source, merge_id, t0, s0 = await _merged_pair(api)
+    third = (await api.ok(CAPTURE, capture_input("WEB", "third")))["captureProperties"]
+    await api.ok(MERGE, merge_input(third["profile"]["id"], target))
+    later = await merge_id_of(api, third["profile"]["id"], target)
+
+    error = await api.refused("MERGE_CONFLICT", UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+    assert later in error["message"], error
+    await api.refused("MERGE_CONFLICT", PREVIEW, {"mergeId": merge_id}, role=Role.AGENT)
+
+    await api.ok(UNMERGE, unmerge_input(later), role=Role.AGENT)
+    await api.ok(UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+    await _assert_as_before(api, target, source, t0, s0)
+    await assert_invariants(api.db, TENANT)
+
+
+async def test_a_later_merge_that_met_a_value_this_one_brought_must_be_undone_first(
+    api: Api,
+) -> None:
+    """After S→T filled T's gender, O (gender f) merged into T too and kept T's (S's) gender:
+    undoing S→T alone would lose O's. It is refused, naming O→T; undone in order, both go."""
+    target, source, merge_id, t0, s0 = await _merged_pair(api)
+    other = await api.ok(CAPTURE, capture_input("WEB", "o1", {"gender": "f"}))
+    other_id = other["captureProperties"]["profile"]["id"]
+    await api.ok(MERGE, merge_input(target, other_id))
+    later = await merge_id_of(api, target, other_id)
+
+    error = await api.refused("MERGE_CONFLICT", UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+    assert later in error["message"], error
+
+    await api.ok(UNMERGE, unmerge_input(later), role=Role.AGENT)
+    await api.ok(UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+    await _assert_as_before(api, target, source, t0, s0)
+    assert (await state_of(api, other_id))["props"]["gender"] == "f"
+    await assert_invariants(api.db, TENANT)
+
+
+async def test_a_later_independent_merge_does_not_block_the_unmerge(api: Api) -> None:
+    target, source, merge_id, _, s0 = await _merged_pair(api)
+    other = await api.ok(CAPTURE, capture_input("WEB", "o1", {"dob": "1990-05-01"}))
+    await api.ok(MERGE, merge_input(target, other["captureProperties"]["profile"]["id"]))
+
+    await api.ok(UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+
+    assert await state_of(api, source) == s0
+    survivor = await state_of(api, target)
+    assert survivor["props"]["dob"] == "1990-05-01"
+    assert "firstName" not in survivor["props"]
+    assert await _owner(api, "VISITOR|o1") == target
+    await assert_invariants(api.db, TENANT)
+
+
+@pytest.mark.parametrize(
+    ("role", "merge_id", "code"),
+    [
+        (Role.AGENT, "no-such-merge", "NOT_FOUND"),
+        (Role.AGENT, "", "NOT_FOUND"),
+        (Role.SDK, None, "FORBIDDEN"),
+        (Role.VIEWER, None, "FORBIDDEN"),
+    ],
+)
+async def test_a_refused_unmerge_writes_nothing(
+    api: Api, role: Role, merge_id: str | None, code: str
+) -> None:
+    _, _, real, _, _ = await _merged_pair(api)
+    await api.refused(
+        code, UNMERGE, unmerge_input(real if merge_id is None else merge_id), role=role
+    )
+    await api.refused(code, PREVIEW, {"mergeId": real if merge_id is None else merge_id}, role=role)
+
+
+# ----- crashes, concurrent unmerges, concurrent writes ------------------------------------
+
+
+def _dying(api: Api, step: str) -> Any:
+    """The unmerger of a process that dies right after `step`."""
+    services = api.app.state.runtime.get().services
+    store = cast(ProfileStore, CrashAfter(services._store, step))
+    return ProfileService(store, SystemClock(), services._geo).lifecycle.unmerger
+
+
+@pytest.mark.parametrize("finisher", ["recovery", "a reader", "a second unmerge"])
+@pytest.mark.parametrize("step", STEPS)
+async def test_an_unmerge_that_dies_after_any_step_ends_as_a_clean_unmerge(
+    api: Api, step: str, finisher: str
+) -> None:
+    target, source, merge_id, t0, s0 = await _merged_pair(api)
+    with pytest.raises(Crash):
+        await _dying(api, step).unmerge(TENANT, merge_id, actor="agent-key")
+
+    if finisher == "recovery":
+        await api.app.state.runtime.get().services.lifecycle.recover()
+    elif finisher == "a reader":  # of either profile: each finishes what it meets
+        await api.ok(MERGE_READ, {"id": source})
+        await api.ok(MERGE_READ, {"id": target})
+    else:  # it finishes the one under way; once that was complete, it is refused
+        body = await api.post(UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+        assert _code(body) == ("MERGE_CONFLICT" if step == "release_unmerge" else None), body
+
+    await _assert_as_before(api, target, source, t0, s0)
+    survivor = await api.db["profiles"].find_one({"_id": target})
+    assert [u["mergeId"] for u in survivor["unmerges"]] == [merge_id]
+    assert survivor["mergeHistory"][-1]["undone"]["actor"] == "agent-key"
+    await assert_invariants(api.db, TENANT)
+
+
+MERGE_READ = "query Read($id: ID!) { profile(id: $id) { id firstName } }"
+
+
+async def test_two_concurrent_unmerges_of_one_merge_apply_it_once(api: Api) -> None:
+    target, source, merge_id, t0, s0 = await _merged_pair(api)
+
+    bodies = await asyncio.gather(
+        *(api.post(UNMERGE, unmerge_input(merge_id), role=Role.AGENT) for _ in range(2))
+    )
+
+    codes = sorted(str(_code(b)) for b in bodies)
+    assert codes in (["None", "None"], ["MERGE_CONFLICT", "None"]), bodies
+    await _assert_as_before(api, target, source, t0, s0)
+    survivor = await api.db["profiles"].find_one({"_id": target})
+    assert len(survivor["unmerges"]) == 1
+    await assert_invariants(api.db, TENANT)
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_an_unmerge_meeting_another_paused_after_any_step_finishes_it_or_is_refused(
+    api: Api, step: str
+) -> None:
+    target, source, merge_id, t0, s0 = await _merged_pair(api)
+
+    first, second = await interleave(
+        lambda: api.post(UNMERGE, unmerge_input(merge_id), role=Role.AGENT),
+        step,
+        lambda: api.post(UNMERGE, unmerge_input(merge_id), role=Role.AGENT),
+    )
+
+    assert _code(first) in (None, "MERGE_CONFLICT"), first
+    assert _code(second) in (None, "MERGE_CONFLICT"), second
+    assert None in (_code(first), _code(second))
+    await _assert_as_before(api, target, source, t0, s0)
+    await assert_invariants(api.db, TENANT)
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_an_unmerge_racing_a_capture_on_the_survivor_loses_nothing(
+    api: Api, step: str
+) -> None:
+    """The unmerge pauses after each step in turn while a capture on the survivor's own sender
+    changes a value the merge filled, sets a new one and replaces the tags: every value the
+    capture wrote is on the survivor afterwards, the source is exactly as before."""
+    target, source, merge_id, _, s0 = await _merged_pair(api)
+    written = {"gender": "x", "dob": "1990-05-01", "tags": ["t", "x", "new"]}
+
+    first, second = await interleave(
+        lambda: api.post(UNMERGE, unmerge_input(merge_id), role=Role.AGENT),
+        step,
+        lambda: api.post(CAPTURE, capture_input("API", "crm-t", written)),
+    )
+
+    assert _code(first) is None, first
+    assert _code(second) is None, second
+    survivor = await state_of(api, target)
+    assert {k: survivor["props"].get(k) for k in written} == written
+    assert survivor["props"]["language"] == "en"
+    assert "firstName" not in survivor["props"]
+    assert await state_of(api, source) == s0
+    await assert_invariants(api.db, TENANT)
+
+
+async def _sized(api: Api, tenant: str, n: int) -> str:
+    """S with n identities, 2n events and n conversations merged into T; the merge id."""
+    t = await api.ok(CAPTURE, capture_input("API", "crm-t", {"language": "en"}), tenant=tenant)
+    target = t["captureProperties"]["profile"]["id"]
+    s = await api.ok(CAPTURE, capture_input("WEB", "s-0", {"firstName": "Sam"}), tenant=tenant)
+    source = s["captureProperties"]["profile"]["id"]
+    for i in range(1, n):
+        other = await api.ok(CAPTURE, capture_input("WEB", f"s-{i}"), tenant=tenant)
+        await api.ok(
+            MERGE, merge_input(source, other["captureProperties"]["profile"]["id"]), tenant=tenant
+        )
+    for i in range(2 * n):
+        await api.ok(TRACK, track_input("view", sender=f"s-{i % n}"), tenant=tenant)
+    for i in range(n):
+        record = {"id": f"c-{i}", "channel": "WEB", "senderId": f"s-{i}"}
+        await api.ok(RECORD, {"input": record}, tenant=tenant)
+    await api.ok(MERGE, merge_input(target, source), tenant=tenant)
+    return await merge_id_of(api, target, source, tenant=tenant)
+
+
+async def test_database_commands_per_unmerge_do_not_grow_with_the_records_moved(
+    api: Api, commands: CommandCounter
+) -> None:
+    counts = {}
+    for tenant, n in (("small", 1), ("large", 8)):
+        merge_id = await _sized(api, tenant, n)
+        await api.ok(MERGE_READ, {"id": "warm-up"}, role=Role.AGENT, tenant=tenant)
+        commands.reset()
+        await api.ok(UNMERGE, unmerge_input(merge_id), role=Role.AGENT, tenant=tenant)
+        counts[n] = commands.count
+        await assert_invariants(api.db, tenant)
+
+    assert counts[1] == counts[8], (counts, commands.names)
+    assert counts[1] == UNMERGE_COMMANDS, commands.names
+
+
+# The merge found, its identities listed, the claim, the revival, three batched moves, the
+# survivor read and stripped, two batched moves of late records, the activation, both
+# summaries recomputed (two readings and two writes each), the release, both profiles read.
+UNMERGE_COMMANDS = 23
