@@ -127,6 +127,7 @@ class Repaired:
     births: int = 0
     merges: int = 0
     erasures: int = 0
+    unmerges: int = 0
     events_settled: int = 0
     records_moved: int = 0
     records_deleted: int = 0
@@ -140,6 +141,7 @@ class Repaired:
             (self.births, _plural(self.births, "birth") + " finished or abandoned"),
             (self.merges, _plural(self.merges, "merge") + " finished or released"),
             (self.erasures, _plural(self.erasures, "erasure") + " finished"),
+            (self.unmerges, _plural(self.unmerges, "unmerge") + " finished"),
             (self.events_settled, _plural(self.events_settled, "event") + " settled"),
             (self.records_moved, _plural(self.records_moved, "record") + " moved to a survivor"),
             (self.records_deleted, _plural(self.records_deleted, "record") + " deleted"),

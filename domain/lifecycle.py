@@ -102,7 +102,10 @@ class Lifecycle:
             match profile.state:
                 case ProfileState.ACTIVE:
                     if profile.unmerging is not None:
-                        await self.unmerger.finish(profile)  # then read it again
+                        # Finish it, then follow the requested id again: the merge it undid
+                        # may be the redirect that led here.
+                        await self.unmerger.finish(profile)
+                        profile_id = requested
                         continue
                     if profile.id != requested:
                         return replace(profile, redirected_from=requested)
@@ -200,7 +203,7 @@ class Lifecycle:
         the cut-off, paging through them in id order so none is starved."""
         cutoff = self._clock.now() - timedelta(seconds=older_than_seconds)
         counts = {state: 0 for state in ProfileState}
-        unmerges = 0
+        unmerges: set[str] = set()
         after: str | None = None
         while batch := await self._store.unfinished(tenant, cutoff, after, _RECOVERY_PAGE):
             for profile in batch:
@@ -210,16 +213,16 @@ class Lifecycle:
                     profile = await self._store.get_profile(profile.tenant, profile.id) or profile
                 if profile.unmerging is not None:
                     await self.unmerger.finish(profile)
-                    unmerges += 1
+                    unmerges.add(profile.unmerging.merge_id)
                 if profile.state is ProfileState.PENDING:
                     await self.births.complete(profile, give_up=True)
                 elif profile.state is ProfileState.MERGING:
                     await self.merger.finish(profile)
                 elif profile.state is ProfileState.ERASING:
                     await self.eraser.finish(profile)
-                elif profile.state is ProfileState.UNMERGING:
+                elif profile.state is ProfileState.UNMERGING and profile.unmerge_of:
                     await self.unmerger.finish_source(profile)
-                    unmerges += 1
+                    unmerges.add(profile.unmerge_of)
                 counts[profile.state] += 1
         records = await self._settle_records(cutoff)
         return Recovered(
@@ -227,5 +230,5 @@ class Lifecycle:
             births=counts[ProfileState.PENDING],
             merges=counts[ProfileState.MERGING],
             erasures=counts[ProfileState.ERASING],
-            unmerges=unmerges,
+            unmerges=len(unmerges),
         )

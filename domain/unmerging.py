@@ -158,6 +158,8 @@ class Unmerger:
         await store.revive_source(tenant, record, survivor.id, claim, self._clock.now())
         await store.move_back(tenant, survivor.id, source_id, merge_id, claim.keys)
         entry = await self._strip(survivor.id, tenant, claim)
+        if entry is None:
+            return  # whoever stripped the survivor finished the unmerge (its mark is gone)
         # Events and conversations that came through a returning key while this ran.
         await store.move_back(
             tenant, survivor.id, source_id, merge_id, claim.keys, identities=False
@@ -187,16 +189,20 @@ class Unmerger:
                 source.tenant, source.id, source.unmerge_of, entry, now
             )
 
-    async def _strip(self, survivor_id: str, tenant: str, claim: UnmergeClaim) -> UnmergeRecord:
-        """Undo the merge on the survivor's values (once); the unmerge's record."""
+    async def _strip(
+        self, survivor_id: str, tenant: str, claim: UnmergeClaim
+    ) -> UnmergeRecord | None:
+        """Undo the merge on the survivor's values (once); the unmerge's record, or None when
+        the mark is gone (the unmerge was finished by another caller)."""
         for _ in range(_MAX_ATTEMPTS):
             current = await self._store.get_profile(tenant, survivor_id)
-            if current is None:
-                break
+            mark = current.unmerging if current is not None else None
+            if current is None or mark is None or mark.merge_id != claim.merge_id:
+                return None
             done = _entry(current, claim.merge_id)
             found = _record(current, claim.merge_id)
             if found is None:
-                break
+                return None
             position, record = found
             if record.undone is not None and done is not None:
                 return done
@@ -300,9 +306,12 @@ class Unmerger:
             if found is None:
                 raise NotFound("A profile of the unmerge was erased meanwhile", field="mergeId")
             source = found
-            survivor = await self._survivors.active(tenant, survivor_id) or survivor
+            survivor = await self._survivors.active(tenant, survivor_id)
         if survivor is None:
-            raise NotFound("A profile of the unmerge was erased meanwhile", field="mergeId")
+            raise NotFound(
+                "The merge was undone, but the profile that had survived it was erased meanwhile",
+                field="mergeId",
+            )
         entry = _entry(survivor, merge_id)
         return UnmergeResult(
             merge_id=merge_id,

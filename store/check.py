@@ -154,6 +154,7 @@ class InvariantChecker:
             births=recovered.births if recovered else 0,
             merges=recovered.merges if recovered else 0,
             erasures=recovered.erasures if recovered else 0,
+            unmerges=recovered.unmerges if recovered else 0,
             events_settled=settled,
             records_moved=done["moved"],
             records_deleted=done["deleted"],

@@ -9,9 +9,12 @@ from typing import Any, cast
 import pytest
 
 from domain.access import Role
+from domain.invariants import ProblemKind
 from domain.ports import ProfileStore
 from domain.services import ProfileService
 from server.app import SystemClock
+from store.check import InvariantChecker
+from store.pauses import Gate, armed
 from tests.conftest import TENANT, Api, CommandCounter
 from tests.integration.interleave import interleave
 from tests.integration.invariants import assert_invariants
@@ -484,3 +487,86 @@ async def test_database_commands_per_unmerge_do_not_grow_with_the_records_moved(
 # survivor read and stripped, two batched moves of late records, the activation, both
 # summaries recomputed (two readings and two writes each), the release, both profiles read.
 UNMERGE_COMMANDS = 23
+
+
+DELETE = "mutation Delete($id: ID!) { deleteProfile(id: $id) }"
+
+
+async def _meanwhile(api: Api, what: str, target: str, source: str) -> tuple[dict[str, Any], str]:
+    """Run one operation on either profile; returns its answer and the id of X (if any)."""
+    if what == "erase the source":
+        return await api.post(DELETE, {"id": source}), ""
+    if what == "erase the survivor":
+        return await api.post(DELETE, {"id": target}), ""
+    x = await api.ok(CAPTURE, capture_input("WEB", "x1", {"dob": "1990-05-01"}))
+    x_id = str(x["captureProperties"]["profile"]["id"])
+    if what == "merge into the survivor":
+        return await api.post(MERGE, merge_input(target, x_id)), x_id
+    return await api.post(MERGE, merge_input(x_id, target)), x_id  # the survivor merged away
+
+
+@pytest.mark.parametrize(
+    "what",
+    [
+        "merge into the survivor",
+        "merge the survivor away",
+        "erase the survivor",
+        "erase the source",
+    ],
+)
+@pytest.mark.parametrize("step", STEPS)
+async def test_an_operation_meeting_an_unmerge_paused_after_any_step_finishes_it_first(
+    api: Api, step: str, what: str
+) -> None:
+    """The unmerge pauses after each step in turn; a merge into (or of) the survivor, or an
+    erasure of either profile, runs to completion meanwhile: it finishes the unmerge first,
+    then does its own work on the profiles as they are after the unmerge."""
+    target, source, merge_id, t0, s0 = await _merged_pair(api)
+
+    first, (second, x) = await interleave(
+        lambda: api.post(UNMERGE, unmerge_input(merge_id), role=Role.AGENT),
+        step,
+        lambda: _meanwhile(api, what, target, source),
+    )
+
+    assert _code(second) is None, second
+    assert _code(first) in (None, "NOT_FOUND"), first
+    if what == "erase the source":
+        assert (await api.db["profiles"].find_one({"_id": source}))["state"] == "ERASED"
+        assert await state_of(api, target) == t0
+    else:
+        assert await state_of(api, source) == s0
+    if what == "erase the survivor":
+        assert (await api.db["profiles"].find_one({"_id": target}))["state"] == "ERASED"
+    if what == "merge into the survivor":
+        assert await _owner(api, "VISITOR|x1") == target
+        assert (await state_of(api, target))["props"]["dob"] == "1990-05-01"
+    if what == "merge the survivor away":
+        assert await _owner(api, "API|crm-t") == x
+    await assert_invariants(api.db, TENANT)
+
+
+@pytest.mark.parametrize("step", ["claim_unmerge", "revive_source", "strip_survivor"])
+async def test_an_unmerge_stalled_half_way_is_reported_by_check_and_repair_finishes_it(
+    api: Api, step: str
+) -> None:
+    target, source, merge_id, t0, s0 = await _merged_pair(api)
+    gate = Gate(step)
+    with armed(gate):
+        unmerging = asyncio.create_task(api.post(UNMERGE, unmerge_input(merge_id), role=Role.AGENT))
+    await asyncio.wait_for(gate.reached.wait(), 10)
+
+    assert (await InvariantChecker(api.db).scan()).count(ProblemKind.STALLED_OPERATION) == 0
+    stalled = await InvariantChecker(api.db, window_seconds=0).scan()
+    assert stalled.count(ProblemKind.STALLED_OPERATION) >= 1
+    assert set(stalled.examples[ProblemKind.STALLED_OPERATION]) <= {source, target}
+
+    runtime = api.app.state.runtime.get()
+    repaired = await InvariantChecker(api.db).repair(
+        None, runtime.services.lifecycle, runtime.activity
+    )
+    assert repaired.line() == "repaired: 1 unmerge finished"
+    assert (await InvariantChecker(api.db, window_seconds=0).scan()).found() == {}
+    gate.resume.set()
+    assert _code(await unmerging) is None
+    await _assert_as_before(api, target, source, t0, s0)
