@@ -158,6 +158,11 @@ class ActivityService:
                 tenant, profile_id, [event.name], touch
             )
             if profile is not None:
+                if event.identity is not None and event.identity in profile.returned_keys:
+                    moved = await self._follow_key(tenant, event, profile)
+                    if moved is not None:
+                        profile_id = moved
+                        continue
                 await self._activity.settle_event(tenant, event.id)
                 return profile
             # The profile was merged away (the event belongs to the survivor) or erased (the
@@ -167,6 +172,20 @@ class ActivityService:
                 raise NotFound("The event's profile no longer exists", field="profileId")
             profile_id = resting.id
         raise ValidationFailed("The profile kept being merged; retry", field="profileId")
+
+    async def _follow_key(self, tenant: str, event: Event, profile: Profile) -> str | None:
+        """The event landed, through a key an unmerge gave back from this profile, after that
+        unmerge moved such events: it goes where its key is now (the profile's summaries are
+        recomputed without it). Returns where it went, or None if it stays."""
+        key = IdentityKey.from_storage_id(event.identity or "")
+        binding = await self._store.find_identity(tenant, key)
+        if binding is None or binding.profile_id == profile.id:
+            return None
+        await self._store.move_record(
+            tenant, RecordKind.EVENT, event.id, profile.id, binding.profile_id
+        )
+        await self._store.recompute_event_summaries(tenant, profile.id)
+        return binding.profile_id
 
     async def recover(self, *, older_than_seconds: float = 0) -> int:
         """Settle events left pending by a crash, paging in id order; returns how many."""

@@ -70,6 +70,11 @@ class IdentityKey:
     def storage_id(self, tenant: str) -> str:
         return f"{tenant}|{self.type.value}|{self.value}"
 
+    @classmethod
+    def from_storage_id(cls, storage_id: str) -> IdentityKey:
+        _, kind, value = storage_id.split("|", 2)
+        return cls(IdentityType(kind), value)
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:

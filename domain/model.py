@@ -191,6 +191,9 @@ class Profile:
     unmerge_of: str | None = None
     unmerges: tuple[UnmergeRecord, ...] = ()
     source_only: tuple[SourceItem, ...] = ()
+    # Identity keys an unmerge gave back from this profile: an event that lands here through
+    # one of them afterwards (its writer read the key before the unmerge) follows the key.
+    returned_keys: tuple[str, ...] = ()
 
     @property
     def identified(self) -> bool:

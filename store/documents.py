@@ -245,6 +245,7 @@ def profile_from_doc(doc: Document) -> Profile:
         unmerge_of=(doc.get("unmergeOf") or {}).get("mergeId"),
         unmerges=tuple(_unmerge_record(r) for r in doc.get("unmerges") or ()),
         source_only=_source_items(doc.get("sourceOnly")),
+        returned_keys=tuple(doc.get("returnedKeys") or ()),
     )
 
 

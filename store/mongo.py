@@ -69,6 +69,7 @@ _PERSONAL = {
     "unmergeOf": "",
     "unmerges": "",
     "sourceOnly": "",
+    "returnedKeys": "",
 }
 
 

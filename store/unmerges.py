@@ -192,7 +192,7 @@ class UnmergeSteps:
             "$set": values,
             "$unset": removed,
             "$push": {"unmerges": unmerge_record_to_doc(entry)},
-            "$addToSet": {"undoneMerges": merge_id},
+            "$addToSet": {"undoneMerges": merge_id, "returnedKeys": {"$each": list(keys)}},
         }
         if keys:
             change["$pull"] = {"keys": {"$in": list(keys)}}

@@ -16,7 +16,7 @@ from server.app import SystemClock
 from store.check import InvariantChecker
 from store.pauses import Gate, armed
 from tests.conftest import TENANT, Api, CommandCounter
-from tests.integration.interleave import interleave
+from tests.integration.interleave import interleave, pause_before
 from tests.integration.invariants import assert_invariants
 from tests.integration.queries import (
     CAPTURE,
@@ -570,3 +570,35 @@ async def test_an_unmerge_stalled_half_way_is_reported_by_check_and_repair_finis
     gate.resume.set()
     assert _code(await unmerging) is None
     await _assert_as_before(api, target, source, t0, s0)
+
+
+@pytest.mark.parametrize("what", ["event", "conversation"])
+async def test_a_record_whose_writer_read_a_returning_key_before_the_unmerge_follows_the_key(
+    api: Api, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """A trackEvent (or recordConversation) through s1 has found s1 on the survivor and pauses
+    right before its write; the unmerge runs to completion (s1 goes back to the source); the
+    write resumes and lands on the survivor. It must end on the source, counted there."""
+    target, source, merge_id, _, _ = await _merged_pair(api)
+    activity = api.app.state.runtime.get().activity._activity
+    if what == "event":
+        method, collection, key = "insert_event", "events", f"{TENANT}|e|late"
+        query, variables = TRACK, track_input("visit", sender="s1", event_id="late")
+    else:
+        method, collection, key = "upsert_conversation", "conversations", f"{TENANT}|c|late"
+        query, variables = RECORD, {"input": {"id": "late", "channel": "WEB", "senderId": "s1"}}
+
+    with pause_before(monkeypatch, activity, method) as step:
+        first, second = await interleave(
+            lambda: api.post(query, variables),
+            step,
+            lambda: api.post(UNMERGE, unmerge_input(merge_id), role=Role.AGENT),
+        )
+
+    assert _code(first) is None, first
+    assert _code(second) is None, second
+    assert (await api.db[collection].find_one({"_id": key}))["profileId"] == source
+    if what == "event":
+        assert (await state_of(api, source))["events"]["visit"]["count"] == 1
+        assert "visit" not in (await state_of(api, target))["events"]
+    await assert_invariants(api.db, TENANT)
