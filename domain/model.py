@@ -102,6 +102,8 @@ class MergeRecord:
     contact_replaced: bool = False
     prior_contact: Touch | None = None
     undone: Undone | None = None
+    # False for a merge recorded before merges recorded what their fold did: not undoable.
+    recorded: bool = True
 
 
 @dataclass(frozen=True, slots=True)

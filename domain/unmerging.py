@@ -268,6 +268,12 @@ class Unmerger:
         )
 
     def _refuse_if_blocked(self, survivor: Profile, record: MergeRecord) -> None:
+        if not record.recorded:
+            raise MergeConflict(
+                f"Merge {record.merge_id!r} was recorded before merges recorded what they "
+                "changed on the survivor: it cannot be undone exactly",
+                field="mergeId",
+            )
         blocker = blocking_merge(survivor, record)
         if blocker is not None:
             raise MergeConflict(

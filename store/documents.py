@@ -134,6 +134,7 @@ def _record_from_doc(raw: Mapping[str, Any]) -> MergeRecord:
         contact_replaced=bool(contact.get("replaced")),
         prior_contact=_touch(contact),
         undone=Undone(at=utc(undone["at"]), actor=undone.get("actor") or "") if undone else None,
+        recorded="filled" in raw,
     )
 
 

@@ -602,3 +602,13 @@ async def test_a_record_whose_writer_read_a_returning_key_before_the_unmerge_fol
         assert (await state_of(api, source))["events"]["visit"]["count"] == 1
         assert "visit" not in (await state_of(api, target))["events"]
     await assert_invariants(api.db, TENANT)
+
+
+async def test_a_merge_recorded_before_merges_recorded_their_fold_is_refused(api: Api) -> None:
+    target, _, merge_id, _, _ = await _merged_pair(api)
+    await api.db["profiles"].update_one({"_id": target}, {"$unset": {"mergeHistory.0.filled": ""}})
+    survivor = await api.db["profiles"].find_one({"_id": target})
+    assert [m["mergeId"] for m in survivor["mergeHistory"]] == [merge_id]
+
+    error = await api.refused("MERGE_CONFLICT", UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
+    assert "cannot be undone exactly" in error["message"]
