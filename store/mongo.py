@@ -64,6 +64,7 @@ _PERSONAL = {
     "birth": "",
     "merging": "",
     "mergedInto": "",
+    "mergedBy": "",
     "stateAt": "",
     "unmerging": "",
     "unmergeOf": "",
