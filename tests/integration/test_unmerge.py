@@ -156,8 +156,8 @@ async def test_a_manual_merge_then_its_unmerge_leaves_both_profiles_as_they_were
 async def test_an_identify_merge_then_its_unmerge_leaves_both_profiles_as_they_were(
     api: Api,
 ) -> None:
-    """identify(s9 as u-t) merges the anonymous S into T (MERGED): the identify's contact is
-    the sender's record's, merged with it; undone, both are exactly as before."""
+    """identify(s9 as u-t) merges the anonymous S into T (MERGED); undone, both are exactly as
+    before but for the identify's own contact, which came after the merge."""
     t = await api.ok(IDENTIFY, identify_input("API", "crm-t", "u-t", {"language": "en"}))
     target = t["identify"]["profile"]["id"]
     s = await api.ok(CAPTURE, capture_input("WEB", "s9", {"firstName": "Sam", "tags": ["a"]}))
@@ -170,10 +170,12 @@ async def test_an_identify_merge_then_its_unmerge_leaves_both_profiles_as_they_w
     merge_id = await merge_id_of(api, target, source)
     await api.ok(UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
 
-    assert await state_of(api, target) == t0
-    back = await state_of(api, source)
-    # The identify was a contact through s9: the source keeps it (its record, as merged).
-    assert back["props"].pop("lastSession") >= s0["props"].pop("lastSession")
+    # The identify was a contact, recorded on the survivor after the merge: a later contact
+    # than the one the merge brought, so it stays there (and is listed as kept).
+    survivor, back = await state_of(api, target), await state_of(api, source)
+    assert survivor["props"].pop("lastSession") >= t0["props"].pop("lastSession")
+    assert (survivor["props"].pop("lastChannel"), t0["props"].pop("lastChannel")) == ("WEB", "API")
+    assert survivor == t0
     assert back == s0
     await assert_invariants(api.db, TENANT)
 
