@@ -28,6 +28,7 @@ from tests.integration.queries import (
     capture_input,
     identify_input,
     merge_input,
+    profile_gid,
     track_input,
 )
 from tests.integration.test_merge_faults import Crash, CrashAfter
@@ -36,6 +37,7 @@ from tests.integration.unmerging import (
     UNMERGE,
     merge_id_of,
     state_of,
+    stored_id,
     unmerge_input,
 )
 
@@ -57,8 +59,9 @@ def _code(body: dict[str, Any]) -> str | None:
 
 
 async def _owner(api: Api, key: str) -> str | None:
+    """The profile a key is bound to, as the API names it."""
     doc = await api.db["identities"].find_one({"_id": f"{TENANT}|{key}"})
-    return None if doc is None else str(doc["profileId"])
+    return None if doc is None else profile_gid(str(doc["profileId"]))
 
 
 async def _pair(api: Api, tenant: str = TENANT) -> tuple[str, str]:
@@ -98,7 +101,7 @@ async def _pair(api: Api, tenant: str = TENANT) -> tuple[str, str]:
     for conversation, channel, sender in [("c-t", "API", "crm-t"), ("c-s", "WEB", "s1")]:
         await api.ok(
             RECORD,
-            {"input": {"id": conversation, "channel": channel, "senderId": sender}},
+            {"input": {"conversationId": conversation, "channel": channel, "senderId": sender}},
             tenant=tenant,
         )
     return target, source
@@ -196,7 +199,9 @@ async def test_writes_between_merge_and_unmerge_follow_each_rule_and_the_preview
     await api.ok(UPDATE, {"input": {"id": target, "set": {"gender": "x"}, "addTags": ["s"]}})
     await api.ok(TRACK, track_input("visit", sender="s1", event_id="late-s"))
     await api.ok(TRACK, track_input("visit", channel="API", sender="crm-t", event_id="late-t"))
-    await api.ok(RECORD, {"input": {"id": "c-late", "channel": "WEB", "senderId": "s1"}})
+    await api.ok(
+        RECORD, {"input": {"conversationId": "c-late", "channel": "WEB", "senderId": "s1"}}
+    )
 
     snapshot = await api.snapshot()
     preview = (await api.ok(PREVIEW, {"mergeId": merge_id}, role=Role.AGENT))["unmergePreview"]
@@ -380,7 +385,7 @@ async def test_an_unmerge_that_dies_after_any_step_ends_as_a_clean_unmerge(
         assert _code(body) == ("MERGE_CONFLICT" if step == "release_unmerge" else None), body
 
     await _assert_as_before(api, target, source, t0, s0)
-    survivor = await api.db["profiles"].find_one({"_id": target})
+    survivor = await api.db["profiles"].find_one({"_id": stored_id(target)})
     assert [u["mergeId"] for u in survivor["unmerges"]] == [merge_id]
     assert survivor["mergeHistory"][-1]["undone"]["actor"] == "agent-key"
     await assert_invariants(api.db, TENANT)
@@ -399,7 +404,7 @@ async def test_two_concurrent_unmerges_of_one_merge_apply_it_once(api: Api) -> N
     codes = sorted(str(_code(b)) for b in bodies)
     assert codes in (["None", "None"], ["MERGE_CONFLICT", "None"]), bodies
     await _assert_as_before(api, target, source, t0, s0)
-    survivor = await api.db["profiles"].find_one({"_id": target})
+    survivor = await api.db["profiles"].find_one({"_id": stored_id(target)})
     assert len(survivor["unmerges"]) == 1
     await assert_invariants(api.db, TENANT)
 
@@ -463,7 +468,7 @@ async def _sized(api: Api, tenant: str, n: int) -> str:
     for i in range(2 * n):
         await api.ok(TRACK, track_input("view", sender=f"s-{i % n}"), tenant=tenant)
     for i in range(n):
-        record = {"id": f"c-{i}", "channel": "WEB", "senderId": f"s-{i}"}
+        record = {"conversationId": f"c-{i}", "channel": "WEB", "senderId": f"s-{i}"}
         await api.ok(RECORD, {"input": record}, tenant=tenant)
     await api.ok(MERGE, merge_input(target, source), tenant=tenant)
     return await merge_id_of(api, target, source, tenant=tenant)
@@ -491,15 +496,16 @@ async def test_database_commands_per_unmerge_do_not_grow_with_the_records_moved(
 UNMERGE_COMMANDS = 23
 
 
-DELETE = "mutation Delete($id: ID!) { deleteProfile(id: $id) }"
+DELETE = """mutation Delete($input: DeleteProfileInput!) {
+  deleteProfile(input: $input) { deletedProfileId } }"""
 
 
 async def _meanwhile(api: Api, what: str, target: str, source: str) -> tuple[dict[str, Any], str]:
     """Run one operation on either profile; returns its answer and the id of X (if any)."""
     if what == "erase the source":
-        return await api.post(DELETE, {"id": source}), ""
+        return await api.post(DELETE, {"input": {"id": source}}), ""
     if what == "erase the survivor":
-        return await api.post(DELETE, {"id": target}), ""
+        return await api.post(DELETE, {"input": {"id": target}}), ""
     x = await api.ok(CAPTURE, capture_input("WEB", "x1", {"dob": "1990-05-01"}))
     x_id = str(x["captureProperties"]["profile"]["id"])
     if what == "merge into the survivor":
@@ -534,12 +540,12 @@ async def test_an_operation_meeting_an_unmerge_paused_after_any_step_finishes_it
     assert _code(second) is None, second
     assert _code(first) in (None, "NOT_FOUND"), first
     if what == "erase the source":
-        assert (await api.db["profiles"].find_one({"_id": source}))["state"] == "ERASED"
+        assert (await api.db["profiles"].find_one({"_id": stored_id(source)}))["state"] == "ERASED"
         assert await state_of(api, target) == t0
     else:
         assert await state_of(api, source) == s0
     if what == "erase the survivor":
-        assert (await api.db["profiles"].find_one({"_id": target}))["state"] == "ERASED"
+        assert (await api.db["profiles"].find_one({"_id": stored_id(target)}))["state"] == "ERASED"
     if what == "merge into the survivor":
         assert await _owner(api, "VISITOR|x1") == target
         assert (await state_of(api, target))["props"]["dob"] == "1990-05-01"
@@ -561,7 +567,10 @@ async def test_an_unmerge_stalled_half_way_is_reported_by_check_and_repair_finis
     assert (await InvariantChecker(api.db).scan()).count(ProblemKind.STALLED_OPERATION) == 0
     stalled = await InvariantChecker(api.db, window_seconds=0).scan()
     assert stalled.count(ProblemKind.STALLED_OPERATION) >= 1
-    assert set(stalled.examples[ProblemKind.STALLED_OPERATION]) <= {source, target}
+    assert set(stalled.examples[ProblemKind.STALLED_OPERATION]) <= {
+        stored_id(source),
+        stored_id(target),
+    }
 
     runtime = api.app.state.runtime.get()
     repaired = await InvariantChecker(api.db).repair(
@@ -588,7 +597,10 @@ async def test_a_record_whose_writer_read_a_returning_key_before_the_unmerge_fol
         query, variables = TRACK, track_input("visit", sender="s1", event_id="late")
     else:
         method, collection, key = "upsert_conversation", "conversations", f"{TENANT}|c|late"
-        query, variables = RECORD, {"input": {"id": "late", "channel": "WEB", "senderId": "s1"}}
+        query, variables = (
+            RECORD,
+            {"input": {"conversationId": "late", "channel": "WEB", "senderId": "s1"}},
+        )
 
     with pause_before(monkeypatch, activity, method) as step:
         first, second = await interleave(
@@ -599,7 +611,7 @@ async def test_a_record_whose_writer_read_a_returning_key_before_the_unmerge_fol
 
     assert _code(first) is None, first
     assert _code(second) is None, second
-    assert (await api.db[collection].find_one({"_id": key}))["profileId"] == source
+    assert (await api.db[collection].find_one({"_id": key}))["profileId"] == stored_id(source)
     if what == "event":
         assert (await state_of(api, source))["events"]["visit"]["count"] == 1
         assert "visit" not in (await state_of(api, target))["events"]
@@ -608,8 +620,10 @@ async def test_a_record_whose_writer_read_a_returning_key_before_the_unmerge_fol
 
 async def test_a_merge_recorded_before_merges_recorded_their_fold_is_refused(api: Api) -> None:
     target, _, merge_id, _, _ = await _merged_pair(api)
-    await api.db["profiles"].update_one({"_id": target}, {"$unset": {"mergeHistory.0.filled": ""}})
-    survivor = await api.db["profiles"].find_one({"_id": target})
+    await api.db["profiles"].update_one(
+        {"_id": stored_id(target)}, {"$unset": {"mergeHistory.0.filled": ""}}
+    )
+    survivor = await api.db["profiles"].find_one({"_id": stored_id(target)})
     assert [m["mergeId"] for m in survivor["mergeHistory"]] == [merge_id]
 
     error = await api.refused("MERGE_CONFLICT", UNMERGE, unmerge_input(merge_id), role=Role.AGENT)

@@ -111,7 +111,7 @@ async def _make(api: Api, tenant: str, side: str, person: Person, user_id: bool)
         await api.ok(TRACK, event, tenant=tenant)
     for n, i in enumerate(person.conversations):
         channel, sender = person.senders[i]
-        record = {"id": f"{side}{n}", "channel": channel, "senderId": sender}
+        record = {"conversationId": f"{side}{n}", "channel": channel, "senderId": sender}
         await api.ok(RECORD, {"input": record}, tenant=tenant)
     return profile
 

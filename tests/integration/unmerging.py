@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from schema.ids import parse
 from tests.conftest import TENANT, Api
 
 UNMERGE = """
@@ -52,6 +53,12 @@ async def merge_id_of(api: Api, survivor: str, source: str, *, tenant: str = TEN
     return str(ids[0])
 
 
+def stored_id(profile_id: str) -> str:
+    """The database key of a profile id as the API shows it (a global id) or as stored."""
+    parsed = parse(profile_id)
+    return parsed[1] if parsed is not None else profile_id
+
+
 def _plain(doc: dict[str, Any], *drop: str) -> dict[str, Any]:
     """A record without the fields that only say how it travelled (or when it was checked)."""
     ignored = {"movedBy", "unsettled", "_id", "profileId", "tenant", *drop}
@@ -63,6 +70,7 @@ async def state_of(api: Api, profile_id: str) -> dict[str, Any]:
     its match keys (a lookup aid that only grows): values, userId, state, key ledger, event
     summaries, and its identity keys, events and conversations with their contents."""
     db = api.db
+    profile_id = stored_id(profile_id)
     doc = await db["profiles"].find_one({"_id": profile_id})
     assert doc is not None, profile_id
     owned = {"profileId": profile_id}
