@@ -35,7 +35,11 @@ class UnmergeMutation:
         "on or a later merge depends on it (the message names the merge to undo first)",
     )
     async def unmerge_profiles(
-        self, info: Info, input: UnmergeProfilesInput
+        self,
+        info: Info,
+        input: Annotated[
+            UnmergeProfilesInput, strawberry.argument(description="Which merge to undo")
+        ],
     ) -> UnmergeProfilesPayload | None:
         result = await info.context.identity.unmerge_profiles(
             tenant_of(info), str(input.merge_id), actor=_actor(info)
