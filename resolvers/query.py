@@ -8,7 +8,8 @@ import strawberry
 
 from domain.access import Action
 from domain.errors import Unauthenticated, ValidationFailed
-from resolvers.permissions import CanList, CanReadProfile
+from domain.import_rows import Refusal
+from resolvers.permissions import CanList, CanReadProfile, IsAdmin
 from schema.activity import Conversation, Event
 from schema.context import Info
 from schema.cursors import profile_after
@@ -17,6 +18,7 @@ from schema.filters import ProfileFilter
 from schema.ids import Kind, key_of, parse, require
 from schema.node import Node
 from schema.pages import DEFAULT_PAGE, After, First, page_size
+from schema.imports import ImportJob
 from schema.segments import Segment
 from schema.types import MergeSuggestion, Profile, ProfileConnection, PropertyDefinition
 
@@ -56,6 +58,28 @@ async def find_node(info: Info, global_id: str) -> Node | None:
 
 @strawberry.type(description="What can be read")
 class Query:
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="An import job of the tenant (POST /import answers its id): its progress "
+        "and its refused rows; null if there is no such job",
+    )
+    async def import_job(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The job's id")],
+    ) -> ImportJob | None:
+        tenant = tenant_of(info)
+        jobs = info.context.request.app.state.runtime.get().imports.jobs
+        job = await jobs.get_job(tenant, str(id))
+        if job is None:
+            return None
+
+        async def load(after_row: int, limit: int) -> list[Refusal]:
+            found: list[Refusal] = await jobs.refusals(tenant, job.id, after_row, limit)
+            return found
+
+        return ImportJob.from_domain(job, load)
+
     @strawberry.field(
         permission_classes=[CanReadProfile],
         description="Any object by its global id (a profile, segment, conversation or event); "

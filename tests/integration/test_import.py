@@ -1,0 +1,233 @@
+"""Bulk import over HTTP (POST /import) and importJob, against the real application."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from domain.access import Role
+from tests.conftest import TENANT, Api
+from tests.import_data import DEFINITIONS, awkward_csv
+from tests.integration.queries import CAPTURE, IDENTIFY, capture_input, identify_input
+
+JOB = """query J($id: ID!, $after: Int!) { importJob(id: $id) {
+  id status mode format rowsRead written unchanged refused bytesRead totalBytes error
+  refusedRows(first: 1000, afterRow: $after) { row field code message } } }"""
+BY_USER = """query U($u: String!) { profileByUserId(userId: $u) {
+  id userId firstName lastName phone country tags properties
+  identities { type value } mergeHistory { sourceId trigger } } }"""
+BY_IDENTITY = """query I($c: Channel!, $s: String!) { profileByIdentity(channel: $c, senderId: $s) {
+  id userId } }"""
+
+
+async def define(api: Api) -> None:
+    for name, type_ in DEFINITIONS:
+        await api.ok(
+            "mutation D($n: String!, $t: PropertyType!) {"
+            " defineProperty(input: {name: $n, type: $t}) { name } }",
+            {"n": name, "t": type_},
+        )
+
+
+async def run_import(
+    api: Api, body: bytes, fmt: str = "csv", mode: str = "fill", role: Role = Role.ADMIN
+) -> dict[str, Any]:
+    """POST the file, then poll importJob until it is over; the job with every refusal."""
+    key = await api.key(role)
+    response = await api.http.post(
+        f"/import?format={fmt}&mode={mode}",
+        content=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["jobId"]
+    for _ in range(6000):
+        job = (await api.ok(JOB, {"id": job_id, "after": 0}))["importJob"]
+        if job["status"] != "RUNNING":
+            break
+        await asyncio.sleep(0.02)
+    refusals = list(job["refusedRows"])
+    while len(refusals) < job["refused"] and refusals:
+        page = await api.ok(JOB, {"id": job_id, "after": refusals[-1]["row"]})
+        more = page["importJob"]["refusedRows"]
+        if not more:
+            break
+        refusals.extend(more)
+    job["refusedRows"] = refusals
+    return dict(job)
+
+
+async def profiles_snapshot(api: Api) -> dict[str, list[Any]]:
+    snap = await api.snapshot()
+    return {k: v for k, v in snap.items() if not k.startswith("import_")}
+
+
+async def test_an_awkward_csv_imports_every_valid_row_reports_every_refused_one_and_a_rerun_writes_nothing(
+    api: Api,
+) -> None:
+    await define(api)
+    body, expected = awkward_csv(240)
+    job = await run_import(api, body)
+
+    assert job["status"] == "DONE", job
+    assert job["rowsRead"] == expected.rows
+    assert {r["row"]: r["code"] for r in job["refusedRows"]} == expected.refused
+    assert job["refused"] == len(expected.refused)
+    assert job["written"] + job["unchanged"] + job["refused"] == job["rowsRead"]
+    assert job["bytesRead"] == job["totalBytes"] == len(body)
+    undefined = next(r for r in job["refusedRows"] if r["code"] == "PROPERTY_NOT_DEFINED")
+    assert undefined["field"] == "favouriteColour"
+    for user, values in expected.accepted.items():
+        profile = (await api.ok(BY_USER, {"u": user}))["profileByUserId"]
+        assert profile is not None, user
+        props = profile["properties"]
+        for name, value in values.items():
+            assert props.get(name) == value, (user, name, props.get(name), value)
+
+    before = await profiles_snapshot(api)
+    again = await run_import(api, body)
+    assert again["status"] == "DONE"
+    assert again["written"] == 0
+    assert again["unchanged"] == expected.rows - len(expected.refused)
+    assert again["refused"] == len(expected.refused)
+    assert await profiles_snapshot(api) == before
+
+
+async def test_a_row_joins_a_bot_captured_phone_and_an_identified_profile_by_the_merge_rules(
+    api: Api,
+) -> None:
+    await define(api)
+    bot = await api.ok(
+        CAPTURE,
+        capture_input(
+            "WHATSAPP", "919876543210", {"plan": "silver", "tags": ["bot"]}, displayName="Asha Rao"
+        ),
+    )
+    anonymous_id = bot["captureProperties"]["profile"]["id"]
+    crm = await api.ok(
+        IDENTIFY, identify_input("API", "crm-7", "asha@example.com", {"score": 7, "tags": ["crm"]})
+    )
+    identified_id = crm["identify"]["profile"]["id"]
+    csv_body = (
+        "userId,identity.WHATSAPP,plan,score,vip,tags,firstName,lastName\r\n"
+        'asha@example.com,+91 98765 43210,gold,9,true,"[""import"",""bot""]",Ann,Other\r\n'
+    ).encode()
+
+    job = await run_import(api, csv_body)
+
+    assert (job["written"], job["refused"]) == (1, 0), job
+    one = (await api.ok(BY_USER, {"u": "asha@example.com"}))["profileByUserId"]
+    assert one["id"] == identified_id
+    props = one["properties"]
+    assert props["plan"] == "silver"  # the merge filled it from the bot's record; fill keeps it
+    assert props["score"] == 7  # the identified profile's own value stays
+    assert props["vip"] is True  # only the row had it
+    assert (one["firstName"], one["lastName"]) == ("Asha", "Rao")  # the pair moved whole
+    assert one["phone"] == "+919876543210"
+    assert one["country"] == "IN"
+    assert one["tags"] == ["crm", "bot", "import"]
+    assert sorted((i["type"], i["value"]) for i in one["identities"]) == [
+        ("API", "crm-7"),
+        ("PHONE", "+919876543210"),
+        ("USER_ID", "asha@example.com"),
+    ]
+    assert [(m["sourceId"], m["trigger"]) for m in one["mergeHistory"]] == [
+        (anonymous_id, "IDENTIFY")
+    ]
+    by_phone = await api.ok(BY_IDENTITY, {"c": "SMS", "s": "+919876543210"})
+    assert by_phone["profileByIdentity"]["id"] == identified_id
+
+
+async def test_a_row_naming_two_identified_people_is_refused_and_writes_nothing(api: Api) -> None:
+    await define(api)
+    await api.ok(IDENTIFY, identify_input("API", "crm-1", "kim@example.com"))
+    before = await profiles_snapshot(api)
+    body = b"userId,identity.API,plan\r\nlee@example.com,crm-1,gold\r\n"
+
+    job = await run_import(api, body)
+
+    assert job["refusedRows"] == [
+        {
+            "row": 1,
+            "field": "userId",
+            "code": "MERGE_CONFLICT",
+            "message": job["refusedRows"][0]["message"],
+        }
+    ]
+    assert await profiles_snapshot(api) == before
+
+
+async def test_a_row_with_one_bad_cell_writes_nothing_and_every_bad_cell_is_reported(
+    api: Api,
+) -> None:
+    await define(api)
+    before = await profiles_snapshot(api)
+    body = b"userId,score,vip,dob\r\nkim@example.com,lots,maybe,1990-02-31\r\n"
+
+    job = await run_import(api, body)
+
+    assert sorted(r["field"] for r in job["refusedRows"]) == ["dob", "score", "vip"]
+    assert {r["row"] for r in job["refusedRows"]} == {1}
+    assert job["refused"] == 1
+    assert await profiles_snapshot(api) == before
+
+
+async def test_fill_keeps_values_and_overwrite_replaces_the_ones_the_row_gives(api: Api) -> None:
+    await define(api)
+    await api.ok(IDENTIFY, identify_input("API", "crm-1", "kim@example.com", {"plan": "silver"}))
+    body = b"userId,plan,score\r\nkim@example.com,gold,3\r\n"
+
+    await run_import(api, body)
+    filled = (await api.ok(BY_USER, {"u": "kim@example.com"}))["profileByUserId"]
+    assert (filled["properties"]["plan"], filled["properties"]["score"]) == ("silver", 3)
+
+    job = await run_import(api, body, mode="overwrite")
+    assert job["written"] == 1
+    replaced = (await api.ok(BY_USER, {"u": "kim@example.com"}))["profileByUserId"]
+    assert (replaced["properties"]["plan"], replaced["properties"]["score"]) == ("gold", 3)
+    again = await run_import(api, body, mode="overwrite")
+    assert (again["written"], again["unchanged"]) == (0, 1)
+
+
+async def test_ndjson_rows_name_identities_and_carry_typed_values(api: Api) -> None:
+    await define(api)
+    body = (
+        '{"identities": [{"channel": "WEB", "senderId": "v-1"}, {"channel": "SMS",'
+        ' "senderId": "+14155552671"}], "score": 4.5, "vip": false, "tags": ["x"]}\n'
+        '{"channel": "WEB", "senderId": "v-2", "identity.EMAIL": "a@b.co;c@d.co"}\n'
+        '["not an object"]\n'
+    ).encode()
+
+    job = await run_import(api, body, fmt="ndjson")
+
+    assert (job["written"], job["refused"]) == (2, 1), job
+    assert job["refusedRows"][0]["row"] == 3
+    first = await api.ok(BY_IDENTITY, {"c": "WEB", "s": "v-1"})
+    same = await api.ok(BY_IDENTITY, {"c": "VOICE", "s": "+14155552671"})
+    assert first["profileByIdentity"]["id"] == same["profileByIdentity"]["id"]
+    second = await api.ok(BY_IDENTITY, {"c": "EMAIL", "s": "c@d.co"})
+    assert second["profileByIdentity"]["id"] != first["profileByIdentity"]["id"]
+
+
+async def test_rows_of_one_file_that_share_a_key_end_on_one_profile(api: Api) -> None:
+    await define(api)
+    body = ("identity.WEB,identity.API,plan\r\nv-1,,gold\r\n,api-1,\r\nv-1,api-1,\r\n").encode()
+
+    job = await run_import(api, body)
+
+    assert job["written"] == 3, job
+    a = await api.ok(BY_IDENTITY, {"c": "WEB", "s": "v-1"})
+    b = await api.ok(BY_IDENTITY, {"c": "API", "s": "api-1"})
+    assert a["profileByIdentity"]["id"] == b["profileByIdentity"]["id"]
+
+
+async def test_only_admin_keys_may_import(api: Api) -> None:
+    for role in (Role.SDK, Role.VIEWER, Role.AGENT):
+        key = await api.key(role)
+        response = await api.http.post(
+            "/import", content=b"userId\r\nx\r\n", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert response.status_code == 403
+        assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    error = await api.error(JOB, {"id": "imp_x", "after": 0}, role=Role.VIEWER)
+    assert error["extensions"]["code"] == "FORBIDDEN"
