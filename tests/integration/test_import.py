@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from bench.import_data import DEFINITIONS, awkward_csv
 from domain.access import Role
 from tests.conftest import Api
-from tests.import_data import DEFINITIONS, awkward_csv
 from tests.integration.queries import CAPTURE, IDENTIFY, capture_input, identify_input
 
 JOB = """query J($id: ID!, $after: Int!) { importJob(id: $id) {
