@@ -61,7 +61,7 @@ def _define(uri: str, db: str) -> None:
 
 def _people(uri: str, db: str) -> list[Any]:
     """Every active profile as what it holds (ids aside): userId, keys, values."""
-    with MongoClient(uri, tz_aware=True) as client:
+    with MongoClient[dict[str, Any]](uri, tz_aware=True) as client:
         database = client[db]
         keys: dict[str, list[str]] = {}
         for doc in database["identities"].find({"tenant": TENANT}):
@@ -74,7 +74,7 @@ def _people(uri: str, db: str) -> list[Any]:
 
 
 def _collections(uri: str, db: str) -> dict[str, list[Any]]:
-    with MongoClient(uri, tz_aware=True) as client:
+    with MongoClient[dict[str, Any]](uri, tz_aware=True) as client:
         database = client[db]
         return {
             name: list(database[name].find().sort("_id", 1))
@@ -112,7 +112,7 @@ def test_an_import_killed_half_way_resumes_to_the_result_of_a_clean_run(
     assert written + unchanged + refused == read
     # The last progress line (stderr) shows the summary's figures.
     assert _counts(clean.stderr) == (read, written, unchanged, refused)
-    with MongoClient(mongo_uri) as client:
+    with MongoClient[dict[str, Any]](mongo_uri) as client:
         job = client[clean_db]["import_jobs"].find_one({})
         assert job is not None
         assert tuple(job["counts"][k] for k in ("read", "written", "unchanged", "refused")) == (
@@ -131,7 +131,7 @@ def test_an_import_killed_half_way_resumes_to_the_result_of_a_clean_run(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    with MongoClient(mongo_uri) as client:
+    with MongoClient[dict[str, Any]](mongo_uri) as client:
         deadline = time.monotonic() + 3600
         while time.monotonic() < deadline:
             job = client[crash_db]["import_jobs"].find_one({})
