@@ -293,7 +293,7 @@ async def open_runtime(
         await services.lifecycle.recover()
         await activity.recover()
         imports = ImportService(db, services, clock, settings.data_dir / "imports")
-        await imports.resume_all()
+        imports.start_watching()
         recovery = asyncio.create_task(_recover_periodically(services, activity, settings))
         yield Runtime(
             client=client,

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 import time
@@ -42,6 +43,8 @@ from store.mongo import MongoProfileStore
 log = logging.getLogger("profile360.import")
 # A runner that has not recorded progress for this long is taken to be dead: its job resumes.
 STALE_SECONDS = 60.0
+# The largest file POST /import takes (IMPORT_MAX_BYTES; the body is streamed to disk).
+MAX_IMPORT_BYTES = int(os.environ.get("IMPORT_MAX_BYTES") or 1 << 30)
 _CHUNK = 1 << 16
 
 
@@ -244,10 +247,22 @@ class ImportService:
         self._spawn(job)
         return job
 
+    async def watch(self, interval: float = 30.0) -> None:
+        """Resume abandoned jobs now and every `interval` seconds (a job whose runner died
+        just before this server started is abandoned only once its progress is stale)."""
+        while True:
+            try:
+                await self.resume_all()
+            except Exception:
+                log.exception("resuming import jobs failed; will try again")
+            await asyncio.sleep(interval)
+
     async def resume_all(self) -> None:
         """Resume running jobs whose runner stopped recording progress (a dead server)."""
         now = self._clock.now()
         for job in await self.jobs.running_jobs():
+            if job.owner == self._owner:
+                continue
             here = await asyncio.to_thread(Path(job.source).is_file)
             if not job.owner.startswith("server-") or not here:
                 continue
@@ -258,6 +273,11 @@ class ImportService:
                 await self._services.lifecycle.recover(job.tenant)
                 log.info("resuming import job %s after row %d", job.id, taken.row)
                 self._spawn(taken)
+
+    def start_watching(self) -> None:
+        task = asyncio.create_task(self.watch())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -276,9 +296,18 @@ class ImportService:
         self._directory.mkdir(parents=True, exist_ok=True)
         name = f"{secrets.token_hex(8)}.{fmt_name}"
         partial = self._directory / (name + ".part")
+        size = 0
         with partial.open("wb") as out:
             async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_IMPORT_BYTES:
+                    break
                 out.write(chunk)
+        if size > MAX_IMPORT_BYTES:
+            partial.unlink()
+            raise ValidationFailed(
+                f"the file is larger than {MAX_IMPORT_BYTES} bytes (IMPORT_MAX_BYTES)", field="body"
+            )
         if partial.stat().st_size == 0:
             partial.unlink()
             raise ValidationFailed(
