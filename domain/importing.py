@@ -1,7 +1,8 @@
 """Applying valid import rows to profiles, many rows per database command.
 
-A batch of rows is planned first: one read finds who holds every key of the batch, one more
-reads those profiles. Then, in bulk:
+A batch of rows goes in waves: a wave holds the rows that share no key with an earlier row of
+the batch (the next wave takes the rest), so rows about one person apply in file order. For a
+wave, one read finds who holds its keys, one more reads those profiles. Then, in bulk:
 
 - rows whose keys nobody holds are births (domain.births), done for many rows at once: the
   profiles are inserted PENDING with their keys and values (one insert), their first keys
@@ -12,8 +13,8 @@ reads those profiles. Then, in bulk:
 - rows whose keys all lead to one active profile fill (or overwrite) it: one bulk write of
   guarded single-document updates, each the same pipeline a capture or an identify's fill
   uses; a row that would change nothing is not written at all (it is reported unchanged);
-- every other row (keys on several profiles, a key on a profile being born or merged, a key of
-  the batch that an earlier row of the batch also names, or a bulk write that lost a race) is
+- every other row (keys on several profiles or partly held, a key on a profile being born or
+  merged, or a bulk write that lost a race) is
   applied on its own through the normal use cases: identify's rules for a userId, merges by
   the merge state machine (domain.merging), and the same fill or write as above.
 
@@ -234,16 +235,37 @@ class Importer:
     async def apply(
         self, tenant: str, rows: Sequence[ImportRow], mode: ImportMode, actor: str
     ) -> tuple[dict[int, RowOutcome], list[Refusal]]:
-        """Each row's outcome, and the refusals of the rows the rules refused."""
+        """Each row's outcome, and the refusals of the rows the rules refused.
+
+        The batch goes in waves: a wave holds the rows that share no key with an earlier row
+        still waiting, so rows about one person apply in file order (what matters when two of
+        them give different values) while each wave is still written in bulk."""
         outcomes: dict[int, RowOutcome] = {}
         refusals: list[Refusal] = []
+        waiting = list(rows)
+        while waiting:
+            wave, waiting = _plan(waiting)
+            alone = await self._wave(tenant, wave, mode, outcomes, refusals)
+            for row in sorted(alone, key=lambda r: r.number):
+                await self._alone(tenant, row, mode, actor, outcomes, refusals)
+        return outcomes, refusals
+
+    async def _wave(
+        self,
+        tenant: str,
+        rows: Sequence[ImportRow],
+        mode: ImportMode,
+        outcomes: dict[int, RowOutcome],
+        refusals: list[Refusal],
+    ) -> list[ImportRow]:
+        """Rows with no key in common, in bulk; the rows that must go alone."""
         now = self._clock.now()
-        fast, alone = _plan(rows)
-        owners = await self._bulk.owners(tenant, [k for row in fast for k, _ in row_keys(row)])
+        alone: list[ImportRow] = []
+        owners = await self._bulk.owners(tenant, [k for row in rows for k, _ in row_keys(row)])
         held = await self._bulk.profiles(tenant, sorted(set(owners.values())))
         births: list[tuple[ImportRow, NewProfile]] = []
         updates: list[tuple[ImportRow, Profile, Write]] = []
-        for row in fast:
+        for row in rows:
             keys = [k for k, _ in row_keys(row)]
             holders = {owners.get(k) for k in keys}
             write = row_write(row, mode, now)
@@ -271,22 +293,30 @@ class Importer:
             alone.extend(await self._births(tenant, births, outcomes, now))
         if updates:
             alone.extend(await self._updates(tenant, updates, outcomes, now))
-        for row in sorted(alone, key=lambda r: r.number):
-            try:
-                changed = await self.apply_one(tenant, row, mode, actor)
-            except DomainError as error:
-                refusals.append(_refusal(row, error))
-                outcomes[row.number] = RowOutcome.REFUSED
-                continue
-            except Contention as error:
-                refusals.append(
-                    Refusal(row.number, "row", ErrorCode.INTERNAL.value, f"{error}; import again")
-                )
-                outcomes[row.number] = RowOutcome.REFUSED
-                continue
-            if outcomes.get(row.number) is not RowOutcome.WRITTEN:
-                outcomes[row.number] = RowOutcome.WRITTEN if changed else RowOutcome.UNCHANGED
-        return outcomes, refusals
+        return alone
+
+    async def _alone(
+        self,
+        tenant: str,
+        row: ImportRow,
+        mode: ImportMode,
+        actor: str,
+        outcomes: dict[int, RowOutcome],
+        refusals: list[Refusal],
+    ) -> None:
+        try:
+            changed = await self.apply_one(tenant, row, mode, actor)
+        except DomainError as error:
+            refusals.append(_refusal(row, error))
+            outcomes[row.number] = RowOutcome.REFUSED
+            return
+        except Contention as error:
+            message = f"{error}; import the file again"
+            refusals.append(Refusal(row.number, "row", ErrorCode.INTERNAL.value, message))
+            outcomes[row.number] = RowOutcome.REFUSED
+            return
+        if outcomes.get(row.number) is not RowOutcome.WRITTEN:
+            outcomes[row.number] = RowOutcome.WRITTEN if changed else RowOutcome.UNCHANGED
 
     def _new_profile(self, tenant: str, row: ImportRow, write: Write, now: datetime) -> NewProfile:
         bindings = tuple(KeyBinding(key=k, channel=c) for k, c in row_keys(row))
@@ -472,8 +502,8 @@ def _refusal(row: ImportRow, error: DomainError) -> Refusal:
 
 
 def _plan(rows: Sequence[ImportRow]) -> tuple[list[ImportRow], list[ImportRow]]:
-    """Rows that may go in bulk (no key shared with an earlier row of the batch), and those
-    that go alone, after the bulk, in row order."""
+    """The next wave (rows that share no key with an earlier row), and the rows that wait for
+    a later one."""
     seen: set[IdentityKey] = set()
     fast: list[ImportRow] = []
     alone: list[ImportRow] = []
