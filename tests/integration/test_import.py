@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from bench.import_data import DEFINITIONS, awkward_csv
 from domain.access import Role
-from tests.conftest import Api
+from domain.import_rows import ImportFormat
+from domain.importing import ImportMode
+from server.app import SystemClock
+from server.importer import new_job
+from tests.conftest import TENANT, Api
 from tests.integration.queries import CAPTURE, IDENTIFY, capture_input, identify_input
 
 JOB = """query J($id: ID!, $after: Int!) { importJob(id: $id) {
@@ -231,3 +238,30 @@ async def test_only_admin_keys_may_import(api: Api) -> None:
         assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     error = await api.error(JOB, {"id": "imp_x", "after": 0}, role=Role.VIEWER)
     assert error["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_server_resumes_a_job_whose_runner_died_from_its_checkpoint(
+    api: Api, tmp_path: Path
+) -> None:
+    await define(api)
+    body, expected = awkward_csv(60)
+    path = tmp_path / "customers.csv"
+    path.write_bytes(body)
+    imports = api.app.state.runtime.get().imports
+    clock = SystemClock()
+    dead = new_job(
+        TENANT, ImportMode.FILL, ImportFormat.CSV, path, "admin-key", clock, "server-dead"
+    )
+    stale = clock.now() - timedelta(minutes=5)
+    await imports.jobs.create_job(replace(dead, created_at=stale, updated_at=stale))
+
+    await imports.resume_all()
+    for _ in range(3000):
+        job = (await api.ok(JOB, {"id": dead.id, "after": 0}))["importJob"]
+        if job["status"] != "RUNNING":
+            break
+        await asyncio.sleep(0.02)
+
+    assert job["status"] == "DONE"
+    assert job["rowsRead"] == 60
+    assert {r["row"]: r["code"] for r in job["refusedRows"]} == expected.refused
