@@ -203,6 +203,7 @@ class ImportRunner:
     async def _batch(
         self, job: ImportJob, validator: RowValidator, raws: Sequence[RawRow]
     ) -> ImportJob:
+        validator.next_batch()
         rows: list[ImportRow] = []
         refusals: list[Refusal] = []
         refused_rows: set[int] = set()

@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import IO, Any
 
 from domain.definitions import MAX_PROPERTIES_PER_CALL, Definitions
-from domain.errors import DomainError, ErrorCode, ValidationFailed
+from domain.errors import DomainError, ErrorCode, PropertyNotDefined, ValidationFailed
 from domain.identity import Channel, IdentityKey, check_user_id, identity_key
 from domain.properties import READ_ONLY, PropertyType, check_property_name, validate_value
 
@@ -165,6 +165,12 @@ class RowValidator:
     def __init__(self, definitions: Definitions, tenant: str) -> None:
         self._definitions = definitions
         self._tenant = tenant
+        # Names found undefined in this batch: the definitions are read again for the next
+        # batch only (each read of an unknown name is a query).
+        self._undefined: dict[str, PropertyNotDefined] = {}
+
+    def next_batch(self) -> None:
+        self._undefined.clear()
 
     async def validate(self, raw: RawRow) -> ImportRow | list[Refusal]:
         refusals: list[Refusal] = []
@@ -249,7 +255,13 @@ class RowValidator:
         check_property_name(name, field=name)
         if name in READ_ONLY:
             raise ValidationFailed(f"Property '{name}' is read-only", field=name)
-        definition = await self._definitions.get(self._tenant, name, field=name)
+        if name in self._undefined:
+            raise self._undefined[name]
+        try:
+            definition = await self._definitions.get(self._tenant, name, field=name)
+        except PropertyNotDefined as error:
+            self._undefined[name] = error
+            raise
         value = validate_value(definition, _typed(definition.type, cell, name), field=name)
         if isinstance(value, datetime):
             # Stored with millisecond precision: keep exactly what a re-run will read back.

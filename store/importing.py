@@ -39,13 +39,17 @@ class MongoBulkImportStore:
         if not keys:
             return {}
         by_id = {key.storage_id(tenant): key for key in keys}
-        cursor = self._identities.find({"_id": {"$in": list(by_id)}}, {"profileId": 1})
+        # One reply for the whole batch (the default first batch stops at 101 documents).
+        cursor = self._identities.find({"_id": {"$in": list(by_id)}}, {"profileId": 1}).batch_size(
+            len(by_id)
+        )
         return {by_id[doc["_id"]]: doc["profileId"] async for doc in cursor}
 
     async def profiles(self, tenant: str, profile_ids: Sequence[str]) -> dict[str, Profile]:
         if not profile_ids:
             return {}
-        cursor = self._profiles.find({"_id": {"$in": list(profile_ids)}, "tenant": tenant})
+        query = {"_id": {"$in": list(profile_ids)}, "tenant": tenant}
+        cursor = self._profiles.find(query).batch_size(len(profile_ids))
         return {doc["_id"]: profile_from_doc(doc) async for doc in cursor}
 
     async def insert_births(self, tenant: str, births: Sequence[NewProfile], now: datetime) -> None:
