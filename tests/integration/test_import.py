@@ -14,7 +14,7 @@ from domain.import_rows import ImportFormat
 from domain.importing import ImportMode
 from server.app import SystemClock
 from server.importer import new_job
-from tests.conftest import TENANT, Api
+from tests.conftest import TENANT, Api, CommandCounter
 from tests.integration.queries import CAPTURE, IDENTIFY, capture_input, identify_input
 
 JOB = """query J($id: ID!, $after: Int!) { importJob(id: $id) {
@@ -265,3 +265,27 @@ async def test_a_server_resumes_a_job_whose_runner_died_from_its_checkpoint(
     assert job["status"] == "DONE"
     assert job["rowsRead"] == 60
     assert {r["row"]: r["code"] for r in job["refusedRows"]} == expected.refused
+
+
+async def test_an_import_costs_well_under_one_database_command_per_row(
+    api: Api, commands: CommandCounter, tmp_path: Path
+) -> None:
+    await define(api)
+    body, _ = awkward_csv(400)
+    path = tmp_path / "customers.csv"
+    path.write_bytes(body)
+    imports = api.app.state.runtime.get().imports
+    clock = SystemClock()
+    per_row = []
+    for _ in range(2):
+        job = new_job(TENANT, ImportMode.FILL, ImportFormat.CSV, path, "admin", clock, "test")
+        await imports.jobs.create_job(job)
+        commands.reset()
+        with path.open("rb") as stream:
+            done = await imports.runner.run(job, stream)
+        assert done.counts.read == 400
+        per_row.append(commands.count / 400)
+
+    print(f"commands per row: {per_row}")
+    assert per_row[0] < 0.5, per_row  # new people: bulk births, duplicates and refusals
+    assert per_row[1] < 0.1, per_row  # every row unchanged: reads and checkpoints only
