@@ -345,15 +345,31 @@ class Importer:
             await self._bulk.discard_births(tenant, unborn)
         others = [(k.key, k.channel, b.profile_id) for _, b in born for k in b.birth.keys[1:]]
         taken = await self._bulk.claim_keys(tenant, others, now) if others else set()
+        if taken:
+            # A key may be held by its own birth already (recovery completed it meanwhile).
+            holders = await self._bulk.owners(tenant, [key for key, _ in taken])
+            taken = {(key, born_id) for key, born_id in taken if holders.get(key) != born_id}
         for key, profile_id in taken:
             # Somebody got the key first: it stays theirs, and the row is applied again on
             # its own below (joining the two profiles by the rules).
             await self._store.drop_key(tenant, profile_id, key)
         await self._bulk.activate_births(tenant, [b.profile_id for _, b in born], now)
+        # Recovery may have abandoned a birth that looked stuck (its first key not claimed
+        # yet when it looked): such a profile is a tombstone now. The keys this import bound
+        # to it are given back and its row goes alone, as Births.create does for one birth.
+        now_held = await self._bulk.profiles(tenant, [b.profile_id for _, b in born])
         again = {profile_id for _, profile_id in taken}
-        for row, _ in born:
+        retry: list[ImportRow] = []
+        for row, b in born:
+            current = now_held.get(b.profile_id)
+            if current is None or current.state is not ProfileState.ACTIVE:
+                for binding in b.birth.keys:
+                    await self._store.release_identity(tenant, binding.key, b.profile_id)
+                retry.append(row)
+                continue
             outcomes[row.number] = RowOutcome.WRITTEN
-        retry = [row for row, b in born if b.profile_id in again]
+            if b.profile_id in again:
+                retry.append(row)
         retry.extend(row for row, b in births if b.profile_id in unborn)
         return retry
 

@@ -10,11 +10,14 @@ from typing import Any
 
 from bench.import_data import DEFINITIONS, awkward_csv
 from domain.access import Role
+from domain.import_jobs import ImportJob
 from domain.import_rows import ImportFormat
 from domain.importing import ImportMode
 from server.app import SystemClock
 from server.importer import new_job
 from tests.conftest import TENANT, Api, CommandCounter
+from tests.integration.interleave import interleave
+from tests.integration.invariants import assert_invariants
 from tests.integration.queries import CAPTURE, IDENTIFY, capture_input, identify_input
 
 JOB = """query J($id: ID!, $after: Int!) { importJob(id: $id) {
@@ -289,3 +292,34 @@ async def test_an_import_costs_well_under_one_database_command_per_row(
     print(f"commands per row: {per_row}")
     assert per_row[0] < 0.2, per_row  # new people: bulk births, duplicates and refusals
     assert per_row[1] < 0.1, per_row  # every row unchanged: reads and checkpoints only
+
+
+async def test_births_recovery_abandoned_mid_batch_are_given_back_and_their_rows_born_again(
+    api: Api, tmp_path: Path
+) -> None:
+    await define(api)
+    body = b"userId,identity.WEB,plan\r\nkim@example.com,v-1,gold\r\nlee@example.com,,silver\r\n"
+    path = tmp_path / "customers.csv"
+    path.write_bytes(body)
+    runtime = api.app.state.runtime.get()
+    imports = runtime.imports
+    job = new_job(TENANT, ImportMode.FILL, ImportFormat.CSV, path, "admin", SystemClock(), "t")
+    await imports.jobs.create_job(job)
+
+    async def run() -> ImportJob:
+        with path.open("rb") as stream:
+            finished: ImportJob = await imports.runner.run(job, stream)
+        return finished
+
+    # Recovery meets the pending births before their first keys are claimed: it gives them up.
+    done, _ = await interleave(
+        run, "import_insert_births", lambda: runtime.services.lifecycle.recover()
+    )
+
+    assert (done.counts.written, done.counts.refused) == (2, 0)
+    kim = (await api.ok(BY_USER, {"u": "kim@example.com"}))["profileByUserId"]
+    assert kim["properties"]["plan"] == "gold"
+    assert sorted(i["type"] for i in kim["identities"]) == ["USER_ID", "VISITOR"]
+    lee = (await api.ok(BY_USER, {"u": "lee@example.com"}))["profileByUserId"]
+    assert lee["properties"]["plan"] == "silver"
+    await assert_invariants(api.db, TENANT)
