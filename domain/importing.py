@@ -336,6 +336,7 @@ class Importer:
         now: datetime,
     ) -> list[ImportRow]:
         """Births in bulk; the rows that must be applied on their own after all."""
+        now = self._clock.now()  # a birth's age (what recovery judges) starts at its insert
         await self._bulk.insert_births(tenant, [b for _, b in births], now)
         first = [(b.birth.keys[0].key, b.birth.keys[0].channel, b.profile_id) for _, b in births]
         lost = await self._bulk.claim_keys(tenant, first, now)
