@@ -64,7 +64,7 @@ async def _measure(url: str, pid: int, key: str) -> list[Run]:
         for name, type_ in DEFINITIONS:
             query = (
                 "mutation D($n: String!, $t: PropertyType!) {"
-                " defineProperty(input: {name: $n, type: $t}) { name } }"
+                " defineProperty(input: {name: $n, type: $t}) { propertyDefinition { name } } }"
             )
             await client.post(
                 "/graphql", json={"query": query, "variables": {"n": name, "t": type_}}

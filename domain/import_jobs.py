@@ -99,9 +99,10 @@ class ImportJobStore(Protocol):
         as given, while its owner still holds it; False if another runner took it over."""
         ...
 
-    async def refusals(
-        self, tenant: str, job_id: str, after_row: int, limit: int
-    ) -> list[Refusal]: ...
+    async def refusals(self, tenant: str, job_id: str, after: str, limit: int) -> list[Refusal]:
+        """Refusals in row order after the key `after` (`row|field`, rows 12 digits wide;
+        empty: from the start)."""
+        ...
 
 
 def fingerprint(tenant: str, mode: ImportMode, fmt: ImportFormat, stream: IO[bytes]) -> str:

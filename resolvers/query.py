@@ -16,9 +16,9 @@ from schema.cursors import profile_after
 from schema.enums import Channel
 from schema.filters import ProfileFilter
 from schema.ids import Kind, key_of, parse, require
+from schema.imports import ImportJob
 from schema.node import Node
 from schema.pages import DEFAULT_PAGE, After, First, page_size
-from schema.imports import ImportJob
 from schema.segments import Segment
 from schema.types import MergeSuggestion, Profile, ProfileConnection, PropertyDefinition
 
@@ -74,8 +74,8 @@ class Query:
         if job is None:
             return None
 
-        async def load(after_row: int, limit: int) -> list[Refusal]:
-            found: list[Refusal] = await jobs.refusals(tenant, job.id, after_row, limit)
+        async def load(after: str, limit: int) -> list[Refusal]:
+            found: list[Refusal] = await jobs.refusals(tenant, job.id, after, limit)
             return found
 
         return ImportJob.from_domain(job, load)

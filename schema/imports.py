@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
 
 import strawberry
 
@@ -13,9 +13,11 @@ from domain.errors import ValidationFailed
 from domain.import_jobs import ImportJob as DomainImportJob
 from domain.import_jobs import JobStatus
 from domain.import_rows import Refusal
+from schema.pages import DEFAULT_PAGE, After, First, PageInfo, page_size
 
-MAX_REFUSALS_PAGE = 1000
-RefusalLoader = Callable[[int, int], Awaitable[list[Refusal]]]
+MAX_PAGE = 100
+# (the key after which to start, at most how many) -> refusals
+RefusalLoader = Callable[[str, int], Awaitable[list[Refusal]]]
 
 
 @strawberry.enum(description="Where an import job stands")
@@ -45,6 +47,27 @@ class ImportRefusal:
         return cls(row=refusal.row, field=refusal.field, code=refusal.code, message=refusal.message)
 
 
+def refusal_key(refusal: Refusal) -> str:
+    """Where a refusal stands in its job's list (row, then field)."""
+    return f"{refusal.row:012d}|{refusal.field}"
+
+
+def _cursor(refusal: Refusal) -> str:
+    return base64.urlsafe_b64encode(refusal_key(refusal).encode()).decode()
+
+
+@strawberry.type(description="A refused row in a page of them")
+class ImportRefusalEdge:
+    node: ImportRefusal = strawberry.field(description="The refusal")
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this one")
+
+
+@strawberry.type(description="A page of an import job's refused rows, in row order")
+class ImportRefusalConnection:
+    edges: list[ImportRefusalEdge] = strawberry.field(description="The refusals of this page")
+    page_info: PageInfo = strawberry.field(description="Where this page stands")
+
+
 @strawberry.type(description="One import of a file (POST /import or `python -m server import`)")
 class ImportJob:
     id: strawberry.ID = strawberry.field(description="The job's id, as POST /import answered it")
@@ -63,20 +86,30 @@ class ImportJob:
     error: str | None = strawberry.field(description="Why the file could not be read, if it failed")
     load_refusals: strawberry.Private[RefusalLoader]
 
-    @strawberry.field(
-        description="Refused rows in row order: at most `first` (1 to 1000) after row `afterRow`"
-    )
+    @strawberry.field(description="The refused rows, in row order (a Relay connection)")
     async def refused_rows(
-        self,
-        first: Annotated[int, strawberry.argument(description="How many (1 to 1000)")] = 100,
-        after_row: Annotated[
-            int, strawberry.argument(description="Only rows after this row number")
-        ] = 0,
-    ) -> list[ImportRefusal]:
-        if not 1 <= first <= MAX_REFUSALS_PAGE:
-            raise ValidationFailed(f"first must be 1 to {MAX_REFUSALS_PAGE}", field="first")
-        found = await self.load_refusals(after_row, first)
-        return [ImportRefusal.from_domain(r) for r in found]
+        self, first: First = DEFAULT_PAGE, after: After = None
+    ) -> ImportRefusalConnection:
+        size = page_size(first)
+        if not 0 <= size <= MAX_PAGE:
+            raise ValidationFailed(f"first must be 0 to {MAX_PAGE}", field="first")
+        key = ""
+        if after is not None:
+            try:
+                key = base64.urlsafe_b64decode(after.encode()).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise ValidationFailed(
+                    "after is not a cursor of this list", field="after"
+                ) from None
+        found = await self.load_refusals(key, size + 1)
+        edges = [
+            ImportRefusalEdge(node=ImportRefusal.from_domain(r), cursor=_cursor(r))
+            for r in found[:size]
+        ]
+        return ImportRefusalConnection(
+            edges=edges,
+            page_info=PageInfo.of([e.cursor for e in edges], len(found) > size, after is not None),
+        )
 
     @classmethod
     def from_domain(cls, job: DomainImportJob, load_refusals: RefusalLoader) -> ImportJob:

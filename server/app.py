@@ -51,9 +51,9 @@ from server.export import export_endpoint
 from server.geo import GeoIP
 from server.graphiql import SecurityHeaders, graphiql_assets, home
 from server.graphql_http import GraphQLHTTP
+from server.importer import ImportService, import_endpoint
 from server.logs import stamp_request_ids
 from server.middleware import BodyDeadline, RequestContext
-from server.importer import ImportService, import_endpoint
 from server.observability import (
     BodySizeLimit,
     CommandMetrics,
@@ -215,7 +215,7 @@ def create_app(
     middleware = [
         Middleware(RequestContext),
         Middleware(SecurityHeaders),
-        Middleware(BodyDeadline, seconds=settings.body_timeout_seconds),
+        Middleware(BodyDeadline, seconds=settings.body_timeout_seconds, idle_paths=("/import",)),
         # An import's body is a whole file, streamed to disk: it has a limit of its own.
         Middleware(BodySizeLimit, limit=settings.max_body_bytes, exempt=("/import",)),
     ]

@@ -189,7 +189,7 @@ async def run_cli(db: Any, services: ProfileService, clock: Clock, args: argpars
     stream = await asyncio.to_thread(path.open, "rb")
     with stream:
         job = await runner.run(job, stream, show)
-    return summary(job, await jobs.refusals(job.tenant, job.id, 0, 20))
+    return summary(job, await jobs.refusals(job.tenant, job.id, "", 20))
 
 
 def summary(job: ImportJob, first_refusals: list[Any]) -> int:

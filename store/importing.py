@@ -250,12 +250,9 @@ class MongoImportJobs:
         await checkpoint("import_checkpoint")
         return bool(result.matched_count)
 
-    async def refusals(self, tenant: str, job_id: str, after_row: int, limit: int) -> list[Refusal]:
-        cursor = (
-            self.refused.find({"job": job_id, "tenant": tenant, "row": {"$gt": after_row}})
-            .sort("_id", 1)
-            .limit(limit)
-        )
+    async def refusals(self, tenant: str, job_id: str, after: str, limit: int) -> list[Refusal]:
+        query = {"job": job_id, "tenant": tenant, "_id": {"$gt": f"{job_id}|{after}"}}
+        cursor = self.refused.find(query).sort("_id", 1).limit(limit)
         return [
             Refusal(row=d["row"], field=d["field"], code=d["code"], message=d["message"])
             async for d in cursor
