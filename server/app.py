@@ -292,7 +292,9 @@ async def open_runtime(
         await _seed_keys(settings, keys, clock.now())
         await services.lifecycle.recover()
         await activity.recover()
-        imports = ImportService(db, services, clock, settings.data_dir / "imports")
+        imports = ImportService(
+            db, services, clock, settings.data_dir / "imports", settings.import_max_bytes
+        )
         imports.start_watching()
         recovery = asyncio.create_task(_recover_periodically(services, activity, settings))
         yield Runtime(

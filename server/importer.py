@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import sys
 import time
@@ -43,8 +42,6 @@ from store.mongo import MongoProfileStore
 log = logging.getLogger("profile360.import")
 # A runner that has not recorded progress for this long is taken to be dead: its job resumes.
 STALE_SECONDS = 60.0
-# The largest file POST /import takes (IMPORT_MAX_BYTES; the body is streamed to disk).
-MAX_IMPORT_BYTES = int(os.environ.get("IMPORT_MAX_BYTES") or 1 << 30)
 _CHUNK = 1 << 16
 
 
@@ -215,11 +212,19 @@ def summary(job: ImportJob, first_refusals: list[Any]) -> int:
 class ImportService:
     """Runs import jobs inside the server, one task each; resumes the ones a dead server left."""
 
-    def __init__(self, db: Any, services: ProfileService, clock: Clock, directory: Path) -> None:
+    def __init__(
+        self,
+        db: Any,
+        services: ProfileService,
+        clock: Clock,
+        directory: Path,
+        max_bytes: int = 1 << 30,
+    ) -> None:
         self.runner, self.jobs = build_runner(db, services, clock)
         self._services = services
         self._clock = clock
         self._directory = directory
+        self._max_bytes = max_bytes  # the largest file POST /import takes (IMPORT_MAX_BYTES)
         self._owner = f"server-{secrets.token_hex(4)}"
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -300,13 +305,13 @@ class ImportService:
         with partial.open("wb") as out:
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > MAX_IMPORT_BYTES:
+                if size > self._max_bytes:
                     break
                 out.write(chunk)
-        if size > MAX_IMPORT_BYTES:
+        if size > self._max_bytes:
             partial.unlink()
             raise ValidationFailed(
-                f"the file is larger than {MAX_IMPORT_BYTES} bytes (IMPORT_MAX_BYTES)", field="body"
+                f"the file is larger than {self._max_bytes} bytes (IMPORT_MAX_BYTES)", field="body"
             )
         if partial.stat().st_size == 0:
             partial.unlink()
