@@ -2,7 +2,7 @@
 equals a clean run, `python -m server check` is clean, and a re-run writes nothing.
 
 IMPORT_E2E_ROWS sets the file's size (default 400 rows; the acceptance figure is 10,000, which
-takes tens of minutes on the embedded engine: see README, Bulk import)."""
+would take hours on the embedded engine: see README, Bulk import)."""
 
 from __future__ import annotations
 
