@@ -99,6 +99,7 @@ async def test_an_awkward_csv_imports_valid_rows_reports_refused_ones_and_a_reru
         for name, value in values.items():
             assert props.get(name) == value, (user, name, props.get(name), value)
 
+    await assert_invariants(api.db, TENANT)
     before = await profiles_snapshot(api)
     again = await run_import(api, body)
     assert again["status"] == "DONE"
@@ -151,6 +152,7 @@ async def test_a_row_joins_a_bot_captured_phone_and_an_identified_profile_by_the
     ]
     by_phone = await api.ok(BY_IDENTITY, {"c": "SMS", "s": "+919876543210"})
     assert by_phone["profileByIdentity"]["id"] == identified_id
+    await assert_invariants(api.db, TENANT)
 
 
 async def test_a_row_naming_two_identified_people_is_refused_and_writes_nothing(api: Api) -> None:
