@@ -12,12 +12,29 @@ import strawberry
 from domain.errors import ValidationFailed
 from domain.import_jobs import ImportJob as DomainImportJob
 from domain.import_jobs import JobStatus
-from domain.import_rows import Refusal
+from domain.import_rows import ImportFormat, Refusal
+from domain.importing import ImportMode
+from schema.enums import describe_enum
 from schema.pages import DEFAULT_PAGE, After, First, PageInfo, page_size
 
 MAX_PAGE = 100
 # (the key after which to start, at most how many) -> refusals
 RefusalLoader = Callable[[str, int], Awaitable[list[Refusal]]]
+
+
+describe_enum(
+    ImportMode,
+    "How an import's values meet a profile's",
+    {
+        "FILL": "Only fill the values a profile lacks (lists are unioned), as a merge does",
+        "OVERWRITE": "Replace the values the row gives",
+    },
+)
+describe_enum(
+    ImportFormat,
+    "The format of an import's file",
+    {"CSV": "CSV with a header row (UTF-8)", "NDJSON": "One JSON object a line"},
+)
 
 
 @strawberry.enum(description="Where an import job stands")
@@ -72,8 +89,8 @@ class ImportRefusalConnection:
 class ImportJob:
     id: strawberry.ID = strawberry.field(description="The job's id, as POST /import answered it")
     status: ImportJobStatus = strawberry.field(description="Where the job stands")
-    mode: str = strawberry.field(description="`fill` (only missing values) or `overwrite`")
-    format: str = strawberry.field(description="`csv` or `ndjson`")
+    mode: ImportMode = strawberry.field(description="How the rows' values met the profiles'")
+    format: ImportFormat = strawberry.field(description="The file's format")
     rows_read: int = strawberry.field(description="Rows read so far (checkpointed)")
     written: int = strawberry.field(description="Rows that changed profiles")
     unchanged: int = strawberry.field(description="Rows whose values were all there already")
@@ -116,8 +133,8 @@ class ImportJob:
         return cls(
             id=strawberry.ID(job.id),
             status=ImportJobStatus(job.status.value),
-            mode=job.mode.value,
-            format=job.format.value,
+            mode=job.mode,
+            format=job.format,
             rows_read=job.counts.read,
             written=job.counts.written,
             unchanged=job.counts.unchanged,

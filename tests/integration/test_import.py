@@ -326,3 +326,10 @@ async def test_births_recovery_abandoned_mid_batch_are_given_back_and_their_rows
     lee = (await api.ok(BY_USER, {"u": "lee@example.com"}))["profileByUserId"]
     assert lee["properties"]["plan"] == "silver"
     await assert_invariants(api.db, TENANT)
+
+
+async def test_import_job_reports_its_mode_and_format_as_enums(api: Api) -> None:
+    await define(api)
+    job = await run_import(api, b'{"userId": "kim@example.com"}\n', fmt="ndjson", mode="overwrite")
+
+    assert (job["mode"], job["format"], job["written"]) == ("OVERWRITE", "NDJSON", 1)
