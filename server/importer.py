@@ -173,14 +173,19 @@ async def run_cli(db: Any, services: ProfileService, clock: Clock, args: argpars
     tty = sys.stderr.isatty()
     last = [0.0]
 
+    shown = [""]
+
     def show(progress: Progress) -> None:
         now = time.monotonic()
         final = progress.job.status is not JobStatus.RUNNING
         if not final and now - last[0] < (0.2 if tty else 2.0):
             return
-        last[0] = now
+        line = progress_line(progress)
+        if final and line == shown[0] and not tty:
+            return  # the last batch's line said it already
+        last[0], shown[0] = now, line
         end = "\n" if final or not tty else ""
-        print(("\r" if tty else "") + progress_line(progress), end=end, file=sys.stderr)
+        print(("\r" if tty else "") + line, end=end, file=sys.stderr)
         sys.stderr.flush()
 
     stream = await asyncio.to_thread(path.open, "rb")
