@@ -65,6 +65,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+	$(PY) -m bench.imports
 
 # GraphiQL's vendored browser assets: re-download the pinned npm versions and verify them
 # against server/static/graphiql/assets.json (ASSETS_ARGS=--check: offline; --update: record a bump).

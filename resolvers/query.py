@@ -8,7 +8,8 @@ import strawberry
 
 from domain.access import Action
 from domain.errors import Unauthenticated, ValidationFailed
-from resolvers.permissions import CanList, CanReadProfile
+from domain.import_rows import Refusal
+from resolvers.permissions import CanList, CanReadProfile, IsAdmin
 from resolvers.unmerge import UnmergeQuery
 from schema.activity import Conversation, Event
 from schema.context import Info
@@ -16,6 +17,7 @@ from schema.cursors import profile_after
 from schema.enums import Channel
 from schema.filters import ProfileFilter
 from schema.ids import Kind, key_of, parse, require
+from schema.imports import ImportJob
 from schema.node import Node
 from schema.pages import DEFAULT_PAGE, After, First, page_size
 from schema.segments import Segment
@@ -57,6 +59,28 @@ async def find_node(info: Info, global_id: str) -> Node | None:
 
 @strawberry.type(description="What can be read")
 class Query(UnmergeQuery):
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="An import job of the tenant (POST /import answers its id): its progress "
+        "and its refused rows; null if there is no such job",
+    )
+    async def import_job(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The job's id")],
+    ) -> ImportJob | None:
+        tenant = tenant_of(info)
+        jobs = info.context.request.app.state.runtime.get().imports.jobs
+        job = await jobs.get_job(tenant, str(id))
+        if job is None:
+            return None
+
+        async def load(after: str, limit: int) -> list[Refusal]:
+            found: list[Refusal] = await jobs.refusals(tenant, job.id, after, limit)
+            return found
+
+        return ImportJob.from_domain(job, load)
+
     @strawberry.field(
         permission_classes=[CanReadProfile],
         description="Any object by its global id (a profile, segment, conversation or event); "

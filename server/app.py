@@ -51,6 +51,7 @@ from server.export import export_endpoint
 from server.geo import GeoIP
 from server.graphiql import SecurityHeaders, graphiql_assets, home
 from server.graphql_http import GraphQLHTTP
+from server.importer import ImportService, import_endpoint
 from server.logs import stamp_request_ids
 from server.middleware import BodyDeadline, RequestContext
 from server.observability import (
@@ -90,6 +91,7 @@ class Runtime:
     auth: Authenticator
     keys: KeyStore
     limiter: RateLimiter
+    imports: ImportService
 
 
 class _GraphQL(GraphQLHTTP):
@@ -213,8 +215,9 @@ def create_app(
     middleware = [
         Middleware(RequestContext),
         Middleware(SecurityHeaders),
-        Middleware(BodyDeadline, seconds=settings.body_timeout_seconds),
-        Middleware(BodySizeLimit, limit=settings.max_body_bytes),
+        Middleware(BodyDeadline, seconds=settings.body_timeout_seconds, idle_paths=("/import",)),
+        # An import's body is a whole file, streamed to disk: it has a limit of its own.
+        Middleware(BodySizeLimit, limit=settings.max_body_bytes, exempt=("/import",)),
     ]
     if settings.cors_origins:
         middleware.append(
@@ -233,6 +236,9 @@ def create_app(
         Route("/metrics", prometheus),
         Route("/graphql", graphql),
         Route("/export", export_endpoint(authenticate, export_services)),
+        Route(
+            "/import", import_endpoint(authenticate, lambda: holder.get().imports), methods=["POST"]
+        ),
     ]
     if settings.graphiql_enabled:
         routes.append(graphiql_assets())
@@ -266,6 +272,7 @@ async def open_runtime(
     else:
         geo_lookup = geo
     recovery: asyncio.Task[None] | None = None
+    imports: ImportService | None = None
     try:
         db = client[settings.mongodb_db]
         await ensure_indexes(db)
@@ -285,6 +292,10 @@ async def open_runtime(
         await _seed_keys(settings, keys, clock.now())
         await services.lifecycle.recover()
         await activity.recover()
+        imports = ImportService(
+            db, services, clock, settings.data_dir / "imports", settings.import_max_bytes
+        )
+        imports.start_watching()
         recovery = asyncio.create_task(_recover_periodically(services, activity, settings))
         yield Runtime(
             client=client,
@@ -296,8 +307,11 @@ async def open_runtime(
             identity=IdentityManagement(services, store, clock),
             auth=Authenticator(keys, settings.key_cache_seconds),
             keys=keys,
+            imports=imports,
         )
     finally:
+        if imports is not None:
+            await imports.stop()
         if recovery is not None:
             recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -19,6 +19,7 @@ from domain.activity import ActivityService
 from domain.errors import DomainError
 from domain.invariants import ProblemKind
 from domain.services import ProfileService
+from server import importer
 from server.app import SystemClock
 from server.config import ConfigError, Settings, check_port, check_workers, help_table
 from server.datadir import DataDirInUse, DataDirLock
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument(
         "--repair", action="store_true", help="repair what recovery can, then scan again"
     )
+    importer.add_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command == "keys" and args.keys_command is None:
@@ -153,6 +155,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         keys = KeyStore(db)
         if args.command == "recover":
             return await _recover(db)
+        if args.command == "import":
+            return await _import(db, settings, args)
         if args.command == "check":
             tenant = check_tenant(args.tenant) if args.tenant is not None else None
             return await _check(db, settings, tenant, repair=args.repair)
@@ -193,6 +197,18 @@ async def _recover(db: Any) -> int:
     events = await activity.recover()
     print(f"finished {merges} interrupted merge(s) and settled {events} pending event(s)")
     return 0
+
+
+async def _import(db: Any, settings: Settings, args: argparse.Namespace) -> int:
+    clock = SystemClock()
+    services = ProfileService(
+        MongoProfileStore(db),
+        clock,
+        _NoGeo(),
+        max_identities=settings.max_identities,
+        max_merges=settings.max_merges,
+    )
+    return await importer.run_cli(db, services, clock, args)
 
 
 async def _check(db: Any, settings: Settings, tenant: str | None, *, repair: bool) -> int:

@@ -54,6 +54,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GRAPHQL_MAX_COST", "25000", "largest estimated cost of one operation (0: off)"),
     Variable("MAX_BODY_BYTES", "262144", "larger request bodies get 413"),
     Variable("BODY_TIMEOUT_SECONDS", "10", "a body not in after this long gets 408"),
+    Variable("IMPORT_MAX_BYTES", "1073741824", "largest file POST /import takes"),
     Variable("LOG_FORMAT", "text", "text or json (every log line one JSON object)"),
     Variable("CORS_ORIGINS", "unset", "comma-separated browser origins allowed to call the API"),
     *(
@@ -190,6 +191,7 @@ class Settings:
     engine_uri: str | None = None
     log_format: str = "text"
     body_timeout_seconds: float = 10.0
+    import_max_bytes: int = 1 << 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -243,6 +245,7 @@ class Settings:
             cors_origins=origins,
             log_format=e.choice("LOG_FORMAT", "text", LOG_FORMATS),
             body_timeout_seconds=e.seconds("BODY_TIMEOUT_SECONDS", 10.0),
+            import_max_bytes=e.integer("IMPORT_MAX_BYTES", 1 << 30, 1),
             rate_limits=tuple(
                 (role, e.integer(f"RATE_LIMIT_{role.upper()}", default, 0))
                 for role, default in DEFAULT_RATE_LIMITS

@@ -160,21 +160,28 @@ class BodyDeadline:
     answered 408 and its connection closed, so slow or stalled clients are not held open; a
     response sent before its request's body was read closes the connection too."""
 
-    def __init__(self, app: Any, seconds: float) -> None:
+    def __init__(self, app: Any, seconds: float, idle_paths: tuple[str, ...] = ()) -> None:
         self._app = app
         self._seconds = seconds
+        # On these paths (uploads of whole files) the deadline is for each part of the body:
+        # a long upload that keeps arriving goes on, a stalled one is still cut off.
+        self._idle_paths = idle_paths
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        deadline = asyncio.get_running_loop().time() + self._seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._seconds
+        idle = scope.get("path") in self._idle_paths
         declared = _header(scope, b"content-length")
         arrived = _header(scope, b"transfer-encoding") is None and declared in (None, "0")
         started = False
 
         async def timed_receive() -> Message:
-            nonlocal arrived
+            nonlocal arrived, deadline
+            if idle:
+                deadline = loop.time() + self._seconds
             if arrived:  # the body is in: later receives wait for a disconnect, untimed
                 message: Message = await receive()
                 return message

@@ -161,12 +161,13 @@ class RateLimitGuard(SchemaExtension):
 class BodySizeLimit:
     """Refuses request bodies over `limit` bytes with 413, whether or not they declare it."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, exempt: tuple[str, ...] = ()) -> None:
         self._app = app
         self._limit = limit
+        self._exempt = exempt
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self._exempt:
             await self._app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")

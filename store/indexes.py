@@ -62,6 +62,16 @@ INDEXES: dict[str, list[IndexModel]] = {
     "property_definitions": [
         IndexModel([("tenant", ASCENDING), ("name", ASCENDING)], name="tenant_name"),
     ],
+    "import_jobs": [
+        IndexModel(
+            [("tenant", ASCENDING), ("fingerprint", ASCENDING), ("status", ASCENDING)],
+            name="tenant_fingerprint_status",
+        ),
+        IndexModel([("status", ASCENDING)], name="status"),
+    ],
+    "import_refusals": [
+        IndexModel([("job", ASCENDING), ("row", ASCENDING)], name="job_row"),
+    ],
     "api_keys": [
         IndexModel([("tenant", ASCENDING), ("keyId", ASCENDING)], name="tenant_key"),
     ],
