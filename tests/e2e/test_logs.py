@@ -20,6 +20,7 @@ import pytest
 from domain.ids import new_id
 from store.client import open_client
 from tests.e2e.conftest import ServerProcess, StartServer
+from tests.integration.queries import profile_gid
 
 pytestmark = pytest.mark.e2e
 
@@ -324,7 +325,7 @@ async def test_an_unexpected_error_is_logged_with_the_request_id_and_the_correla
     async with httpx.AsyncClient(base_url=server.base_url) as http:
         response = await http.post(
             "/graphql",
-            json={"query": f'{{ profile(id: "{poisoned}") {{ id }} }}'},
+            json={"query": f'{{ profile(id: "{profile_gid(poisoned)}") {{ id }} }}'},
             headers={"X-API-Key": key, "X-Request-Id": "support-ticket-42"},
         )
     [error] = response.json()["errors"]
