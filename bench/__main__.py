@@ -4,7 +4,8 @@ Starts the embedded engine (SQLite, its own process) unless MONGODB_URI is set, 
 (`python -m server`) and the plain-JSON baseline (`python -m bench.plain`) as separate
 processes, drives both from this process with concurrent clients, and writes bench/results.md:
 per operation, database commands, API-process CPU time, throughput and p50/p99 latency, and
-the GraphQL/plain CPU ratio.
+the GraphQL/plain CPU ratio. The run rewrites the top of results.md and keeps its `## `
+sections.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import re
 import secrets
 import socket
 import statistics
@@ -306,7 +308,8 @@ def _write(graphql: list[Figures], plain: list[Figures], engine: str, seconds: f
     lines = [
         "# profile360 benchmark",
         "",
-        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"at commit {_commit()}: "
         f"{OPS} operations of each kind ({CONCURRENCY} concurrent clients in a separate "
         f"process), {engine}, Python {platform.python_version()}, {os.cpu_count()} cores. "
         f"Whole run: {seconds:.0f} s.",
@@ -333,7 +336,32 @@ def _write(graphql: list[Figures], plain: list[Figures], engine: str, seconds: f
         "GraphQL/plain CPU ratio <= 2.5.",
         "",
     ]
-    RESULTS.write_text("\n".join(lines))
+    _save("\n".join(lines))
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, check=True
+        ).stdout.decode()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.strip() + (" (with uncommitted changes)" if dirty else "")
+
+
+def _save(table: str) -> None:
+    """Rewrite the top of results.md and keep its `## ` sections (notes, and the driver
+    comparison made before the switch to PyMongo's async API)."""
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    _, *sections = re.split(r"(?m)^(?=## )", old)
+    parts = [table.rstrip("\n") + "\n", *(section.rstrip("\n") + "\n" for section in sections)]
+    RESULTS.write_text("\n".join(parts))
 
 
 async def _measure(api: Server, plain: Server, key: str) -> tuple[list[Figures], list[Figures]]:
