@@ -316,7 +316,7 @@ async def open_runtime(
             recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recovery
-        client.close()
+        await client.close()
         if isinstance(geo_lookup, GeoIP):
             geo_lookup.close()
 

@@ -129,7 +129,7 @@ async def _database(settings: Settings) -> AsyncIterator[Any]:
         probe = open_client(candidate, timeout_seconds=2)
         if await ping(probe):
             uri = candidate
-        probe.close()
+        await probe.close()
     if uri is None:
         lock = DataDirLock(settings.data_dir)
         lock.acquire()  # DataDirInUse: a server is starting or its engine does not answer
@@ -142,7 +142,7 @@ async def _database(settings: Settings) -> AsyncIterator[Any]:
         await ensure_indexes(db)
         yield db
     finally:
-        client.close()
+        await client.close()
         if engine is not None:
             await asyncio.to_thread(engine.stop)
         if lock is not None:

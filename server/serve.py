@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import inspect
 import logging
 import os
 import signal
@@ -112,13 +111,7 @@ async def _check_database(settings: Settings) -> None:
             "check that it runs and that MONGODB_URI is right"
         ) from None
     finally:
-        await _close(client)
-
-
-async def _close(client: Any) -> None:
-    closing = client.close()  # motor closes at once, PyMongo's async client is awaited
-    if inspect.isawaitable(closing):
-        await closing
+        await client.close()
 
 
 def _hosts(uri: str) -> str:
@@ -163,7 +156,7 @@ async def _dev_key(settings: Settings) -> str | None:
         keys = KeyStore(client[settings.mongodb_db])
         await keys.ensure(secret, settings.dev_tenant, Role.ADMIN, "development", _now())
     finally:
-        await _close(client)
+        await client.close()
     return secret
 
 

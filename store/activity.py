@@ -147,7 +147,7 @@ class MongoActivityStore:
         ]
         return {
             row["_id"]: [_event(doc) for doc in row["events"]]
-            async for row in self.profiles.aggregate(pipeline)
+            async for row in await self.profiles.aggregate(pipeline)
         }
 
     async def upsert_conversation(
@@ -212,7 +212,7 @@ class MongoActivityStore:
                 events=[_event(doc) for doc in row["events"]],
                 conversations=[(doc["_id"], _conversation(doc)) for doc in row["conversations"]],
             )
-            async for row in self.profiles.aggregate(pipeline)
+            async for row in await self.profiles.aggregate(pipeline)
         }
 
     async def get_event(self, tenant: str, event_key: str) -> Event | None:

@@ -228,7 +228,7 @@ class InvariantChecker:
         if query is None:
             return {}
         counted: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        async for row in self._events.aggregate([{"$match": query}, *_SUMMARY_GROUP]):
+        async for row in await self._events.aggregate([{"$match": query}, *_SUMMARY_GROUP]):
             counted[row["_id"]["p"]][row["_id"]["n"]] = row
         return counted
 
@@ -296,7 +296,7 @@ class InvariantChecker:
         doc = await self._profiles.find_one(mine, {"updatedAt": 1})
         if doc is None:
             return 0
-        rows = self._events.aggregate(
+        rows = await self._events.aggregate(
             [
                 {"$match": {"tenant": finding.tenant, "profileId": finding.profile_id}},
                 *_SUMMARY_GROUP,

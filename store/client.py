@@ -1,18 +1,24 @@
-"""Opening the MongoDB client: once per process, in the application's lifespan."""
+"""Opening the MongoDB client: once per process, in the application's lifespan.
+
+PyMongo's own async API (`pymongo.AsyncMongoClient`) runs on the event loop itself; a client
+belongs to the loop that first uses it and is closed with `await client.close()`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener
+
+Client = AsyncMongoClient[dict[str, Any]]
 
 
 def open_client(
     uri: str, listeners: Sequence[CommandListener] = (), timeout_seconds: float = 5
-) -> Any:
-    return AsyncIOMotorClient(
+) -> Client:
+    return AsyncMongoClient(
         uri,
         tz_aware=True,
         appname="profile360",
@@ -21,7 +27,7 @@ def open_client(
     )
 
 
-async def ping(client: Any) -> bool:
+async def ping(client: Client) -> bool:
     try:
         await client.admin.command("ping")
     except Exception:

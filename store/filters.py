@@ -100,7 +100,7 @@ class FilterCompiler:
             {"$match": {"tenant": tenant, "name": node.name, "occurredAt": {"$gte": since}}},
             {"$group": {"_id": "$profileId", "count": {"$sum": 1}}},
         ]
-        counts = {row["_id"]: row["count"] async for row in self._events.aggregate(pipeline)}
+        counts = {row["_id"]: row["count"] async for row in await self._events.aggregate(pipeline)}
         if not node.did:
             return {"_id": {"$nin": list(counts)}}
         low = 1 if node.min_count is None else node.min_count

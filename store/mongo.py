@@ -411,7 +411,7 @@ class MongoProfileStore(UnmergeSteps):
             for i, query in enumerate(queries)
         }
         pipeline = [{"$match": {"tenant": tenant, "state": None}}, {"$facet": facets}]
-        rows = [row async for row in self.profiles.aggregate(pipeline)]
+        rows = [row async for row in await self.profiles.aggregate(pipeline)]
         counted = rows[0] if rows else {}
         return [
             int(counted[f"q{i}"][0]["n"]) if counted.get(f"q{i}") else 0
@@ -515,7 +515,7 @@ class MongoProfileStore(UnmergeSteps):
                 }
             },
         ]
-        return [row async for row in self.events.aggregate(pipeline)]
+        return [row async for row in await self.events.aggregate(pipeline)]
 
     async def refresh_event_summaries(
         self, tenant: str, profile_id: str, names: Sequence[str], touch: Touch | None = None

@@ -206,7 +206,7 @@ async def running(settings: Settings, commands: CommandCounter, geo: GeoIP) -> A
             yield Api(app, http, runtime.keys, db)
     cleanup = open_client(settings.mongodb_uri or "")
     await cleanup.drop_database(settings.mongodb_db)
-    cleanup.close()
+    await cleanup.close()
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ async def exporting(
     yield server, key, db
     server.stop()
     await client.drop_database(db_name)
-    client.close()
+    await client.close()
 
 
 async def _stream(server: ServerProcess, key: str, query: str) -> tuple[str, int, httpx.Response]:

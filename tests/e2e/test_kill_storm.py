@@ -121,7 +121,7 @@ async def cluster(start_server: StartServer, mongo_uri: str) -> AsyncIterator[Cl
     client = open_client(mongo_uri)
     yield Cluster(env, start_server, [start_server(env), start_server(env)], client[db_name])
     await client.drop_database(db_name)
-    client.close()
+    await client.close()
 
 
 @dataclass

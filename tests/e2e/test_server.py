@@ -126,7 +126,7 @@ async def shared_server(
     client = open_client(mongo_uri)
     yield server, key, client[db_name]
     await client.drop_database(db_name)
-    client.close()
+    await client.close()
 
 
 async def test_fifty_concurrent_identifies_over_real_http_end_with_one_profile(

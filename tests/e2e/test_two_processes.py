@@ -50,7 +50,7 @@ async def two_servers(
     client = open_client(mongo_uri)
     yield servers, key, client[db_name]
     await client.drop_database(db_name)
-    client.close()
+    await client.close()
 
 
 async def test_a_storm_across_two_processes_keeps_every_invariant(

@@ -49,7 +49,7 @@ async def city_api(
             yield http, key
     cleanup = open_client(settings.mongodb_uri or "")
     await cleanup.drop_database(settings.mongodb_db)
-    cleanup.close()
+    await cleanup.close()
 
 
 async def _capture(city_api: tuple[httpx.AsyncClient, str], sender: str, ip: str) -> Any:

@@ -20,7 +20,7 @@ from tests.integration.queries import (
 async def test_no_secondary_index_is_unique(api: Api) -> None:
     await api.ok(CAPTURE, capture_input("WEB", "v1"))
     for name in await api.db.list_collection_names():
-        async for index in api.db[name].list_indexes():
+        async for index in await api.db[name].list_indexes():
             if index["name"] != "_id_":
                 assert not index.get("unique"), (name, index)
 

@@ -11,7 +11,6 @@ FORBIDDEN = frozenset(
     {
         "strawberry",
         "starlette",
-        "motor",
         "pymongo",
         "bson",
         "schema",
