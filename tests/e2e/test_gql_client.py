@@ -80,7 +80,7 @@ async def client(start_server: StartServer, mongo_uri: str) -> AsyncIterator[Cli
     yield Client(transport=transport, fetch_schema_from_transport=True)
     mongo = open_client(mongo_uri)
     await mongo.drop_database(db_name)
-    mongo.close()
+    await mongo.close()
 
 
 async def _pages(session: Any, query: str, variables: dict[str, Any], path: list[str]) -> Any:

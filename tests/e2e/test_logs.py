@@ -35,7 +35,7 @@ async def database(mongo_uri: str) -> AsyncIterator[tuple[str, Any]]:
     client = open_client(mongo_uri)
     yield name, client[name]
     await client.drop_database(name)
-    client.close()
+    await client.close()
 
 
 def _start(
