@@ -243,9 +243,9 @@ class UnmergeSteps:
         ]
         # The source is summarised while UNMERGING (it is active only once it is whole).
         mine = {"_id": profile_id, "tenant": tenant, "state": {"$in": [None, _UNMERGING]}}
-        rows = [row async for row in self.events.aggregate(pipeline)]
+        rows = [row async for row in await self.events.aggregate(pipeline)]
         await self.profiles.update_one(mine, {"$set": {"events": _summaries(rows)}})
-        again = [row async for row in self.events.aggregate(pipeline)]
+        again = [row async for row in await self.events.aggregate(pipeline)]
         await self.profiles.update_one(mine, summaries_pipeline(again, None, datetime.now(UTC)))
         await checkpoint("recompute_event_summaries")
 

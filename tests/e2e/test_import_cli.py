@@ -54,7 +54,7 @@ def _define(uri: str, db: str) -> None:
         definitions = Definitions(MongoProfileStore(client[db]), SystemClock())
         for name, type_ in DEFINITIONS:
             await definitions.define(TENANT, name, PropertyType(type_), "")
-        client.close()
+        await client.close()
 
     asyncio.run(define())
 
