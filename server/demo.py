@@ -9,7 +9,6 @@ import asyncio
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -249,12 +248,12 @@ async def load_demo(
     plans = {p.index: random.Random(f"{tenant}-{p.index}") for p in crowd}
     limit = asyncio.Semaphore(CONCURRENCY)
 
-    async def guarded(work: Callable[[], Awaitable[None]], what: str) -> None:
+    async def guarded(p: _Person) -> None:
         async with limit:
             try:
-                await work()
+                await person(p)
             except DomainError as exc:
-                report.errors.append(f"{what}: {exc}")
+                report.errors.append(f"person {p.index}: {exc}")
 
     async def person(p: _Person) -> None:
         r = plans[p.index]
@@ -329,7 +328,7 @@ async def load_demo(
             )
             report.conversations += 1
 
-    await asyncio.gather(*(guarded(lambda p=p: person(p), f"person {p.index}") for p in crowd))
+    await asyncio.gather(*(guarded(p) for p in crowd))
     named = {s.name for s in await segments.list(tenant)}
     for name, description, where in SEGMENTS:
         if name not in named:

@@ -160,7 +160,7 @@ async function profilePage(id) {
   const canEdit = viewer.canEdit;
   const reload = () => profilePage(p.id);
   const card = p.contactCard;
-  const sections = [
+  const contact =
     h("section", { class: "card contact", "aria-labelledby": "contact" },
       h("h2", { id: "contact" }, "Contact card"),
       h("dl", {},
@@ -171,17 +171,16 @@ async function profilePage(id) {
         h("dt", {}, "Profile id"), h("dd", { class: "mono" }, p.id)),
       card.complete
         ? h("p", { class: "ok" }, "Complete")
-        : h("p", { class: "warn" }, `Missing: ${["displayName", "phone", "email"].filter((k) => !card[k]).map((k) => (k === "displayName" ? "name" : k)).join(", ")}`)),
-    propertiesSection(p, canEdit, reload),
-    tagsSection(p, canEdit, reload),
-    identitiesSection(p, canEdit, reload),
-    suggestionsSection(p, data.mergeSuggestions, canEdit),
-    eventsSection(p),
-    activitySection(p),
-    mergesSection(p),
-  ];
-  render(card.displayName ?? "Anonymous profile", h("div", { class: "grid" }, sections));
+        : h("p", { class: "warn" }, `Missing: ${["displayName", "phone", "email"].filter((k) => !card[k]).map((k) => (k === "displayName" ? "name" : k)).join(", ")}`));
+  const left = [contact, tagsSection(p, canEdit, reload), identitiesSection(p, canEdit, reload),
+    suggestionsSection(p, data.mergeSuggestions, canEdit), mergesSection(p)];
+  const right = [propertiesSection(p, canEdit, reload), eventsSection(p), activitySection(p)];
+  render(card.displayName ?? "Anonymous profile",
+    h("div", { class: "columns" }, h("div", { class: "column" }, left), h("div", { class: "column" }, right)));
 }
+
+// Set by the service, never by hand: userId by identify, tags in the Tags section.
+const READ_ONLY = new Set(["userId", "createdAt", "updatedAt", "lastSession", "lastChannel", "tags"]);
 
 function propertiesSection(p, canEdit, reload) {
   const rows = definitions
@@ -189,7 +188,7 @@ function propertiesSection(p, canEdit, reload) {
     .map((d) => {
       const value = p.properties[d.name];
       const cell = h("div", { class: "value" }, show(value));
-      if (canEdit && !["lastSession", "lastChannel"].includes(d.name)) {
+      if (canEdit && !READ_ONLY.has(d.name)) {
         cell.append(h("button", {
           type: "button", class: "link", "aria-label": `Edit ${d.name}`,
           onclick: () => editValue(cell, p, d, value, reload),
@@ -197,7 +196,7 @@ function propertiesSection(p, canEdit, reload) {
       }
       return [h("span", {}, d.name), d.type.toLowerCase(), cell];
     });
-  return h("section", { class: "card wide", "aria-labelledby": "props" },
+  return h("section", { class: "card", "aria-labelledby": "props" },
     h("h2", { id: "props" }, "Properties"), table(["Property", "Type", "Value"], rows));
 }
 
