@@ -19,7 +19,6 @@ from domain.autocapture import CaptureContext
 from domain.errors import DomainError
 from domain.events import ConversationKind, ConversationStatus
 from domain.identity import Channel
-from domain.identity_management import IdentityManagement
 from domain.properties import PropertyType
 from domain.segments import SegmentService
 from domain.services import ProfileService
@@ -187,10 +186,10 @@ def _sender(channel: Channel, i: int, email: str) -> str:
             return f"{channel.value.lower()}-{100000 + i}"
 
 
-def people(rng: random.Random, now: datetime) -> list[_Person]:
+def _crowd(rng: random.Random, now: datetime, size: int) -> list[_Person]:
     """The demo's people: the same list for the same seed."""
     result = []
-    for i in range(PEOPLE):
+    for i in range(size):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         country, city, timezone = rng.choice(PLACES)
         email = f"{first}.{last}{i}@example.com".lower().replace("ü", "u")
@@ -220,7 +219,8 @@ def people(rng: random.Random, now: datetime) -> list[_Person]:
                 channel,
                 _sender(channel, i, email),
                 properties,
-                f"cust-{i:04d}" if identified else None,
+                # An email sender is identified by its address already.
+                f"cust-{i:04d}" if identified and channel is not Channel.EMAIL else None,
                 tags,
             )
         )
@@ -232,8 +232,9 @@ async def load_demo(
     services: ProfileService,
     activity: ActivityService,
     segments: SegmentService,
-    identity: IdentityManagement,
     now: datetime,
+    *,
+    size: int = PEOPLE,
 ) -> DemoReport:
     """Load the data set into `tenant` (idempotently) and say what it holds."""
     started = time.perf_counter()
@@ -244,7 +245,7 @@ async def load_demo(
     for name, type_, description in CUSTOM:
         if name not in existing:
             await services.define_property(tenant, name, type_, description)
-    crowd = people(rng, now)
+    crowd = _crowd(rng, now, size)
     plans = {p.index: random.Random(f"{tenant}-{p.index}") for p in crowd}
     limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -362,8 +363,7 @@ async def run(db: Any, settings: Settings, tenant: str | None, port: int) -> int
     )
     activity = ActivityService(services, store, MongoActivityStore(db), clock)
     segments = SegmentService(MongoSegmentStore(db), services, clock)
-    identity = IdentityManagement(services, store, clock)
-    report = await load_demo(tenant, services, activity, segments, identity, clock.now())
+    report = await load_demo(tenant, services, activity, segments, clock.now())
     print(summary(report, tenant))
     for line in report.errors[:10]:
         print(f"  skipped {line}", file=sys.stderr)
