@@ -12,9 +12,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from server.graphiql import CONSOLE_PATH
+
 STATIC_DIR = Path(__file__).resolve().parent / "static" / "console"
 ASSETS_PATH = "/static/console"
-CONSOLE_PATH = "/console"
 
 
 async def _page(request: Request) -> Response:

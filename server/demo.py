@@ -277,7 +277,7 @@ async def load_demo(
                 )
                 await services.identify(tenant, Channel.WEB, visitor, p.user_id, {}, actor=ACTOR)
                 report.merges += 1
-                    if p.index % 4 == 2 or p.index % 8 == 1:
+            if p.index % 4 == 2 or p.index % 8 == 1:
                 # A look-alike never identified: an anonymous chat that gave the same email.
                 await services.capture(
                     tenant,
@@ -288,7 +288,7 @@ async def load_demo(
                     actor=ACTOR,
                 )
                 report.suggestions += 1
-                if p.tags:
+        if p.tags:
             await services.update_profile(tenant, profile_id, {}, [], list(p.tags), [])
         for k in range(r.randrange(0, 6)):
             name = r.choice(EVENTS)
