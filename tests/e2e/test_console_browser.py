@@ -151,6 +151,11 @@ def console(tmp_path_factory: pytest.TempPathFactory, mongo_uri: str) -> Iterato
             console, "SMS", "919812345002", "ravi-2", firstName="Ravi", lastName="Iyer"
         )
         _identify(console, "WEB", "visitor-ravi", "ravi-2")
+        console.gql(
+            """mutation S($input: CreateSegmentInput!) { createSegment(input: $input) {
+              segment { id } } }""",
+            {"input": {"name": "Seeded", "filter": {"tag": "vip"}}},
+        )
         for i in range(FILLERS):
             _capture(console, "WEB", f"filler-{i}", {"firstName": "Filler", "country": "GB"})
         yield console
@@ -300,6 +305,9 @@ def test_an_agent_merges_a_suggestion_after_seeing_what_it_fills_and_unions(
     assert "city: Pune" in fills.inner_text()
     assert "latitude: 18.5" in fills.inner_text()
     assert "identities: + lookalike-1" in page.get_by_test_id("unions").inner_text()
+    page.keyboard.press("Escape")  # the confirmation closes from the keyboard, and reopens
+    assert page.get_by_test_id("fills").count() == 0
+    suggestions.get_by_role("button", name="Merge…").press("Enter")
     page.get_by_role("button", name="Confirm merge").click()
     merges = page.locator("section[aria-labelledby=merges]")
     merges.get_by_text(console.ids["lookalike"], exact=True).wait_for()
@@ -370,6 +378,10 @@ def test_a_viewer_sees_no_write_control_anywhere(session: Session, console: Cons
     page.get_by_role("link", name="Segments").click()
     page.get_by_role("heading", name="Segments").wait_for()
     assert page.get_by_role("link", name="New segment").count() == 0
+    page.get_by_role("link", name="Seeded").click()
+    page.get_by_role("heading", name="Members").wait_for()
+    for name in ("Export CSV", "Export NDJSON", "Save segment", "+ Property"):
+        assert page.get_by_role("button", name=name).count() == 0, name
     page.get_by_role("link", name="Properties").click()
     page.get_by_role("heading", name="Properties").wait_for()
     assert page.get_by_role("button", name="Define").count() == 0

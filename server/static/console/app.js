@@ -300,7 +300,9 @@ export function mergePreview(target, source) {
 
 function suggestionsSection(p, suggestions, canEdit) {
   const area = h("div", {});
-  const confirm = (s) => {
+  let button = null;
+  const confirm = (s, opener) => {
+    button = opener;
     const { fills, unions } = mergePreview(p, s.profile);
     const dialog = h("div", { class: "confirm", role: "dialog", "aria-modal": "false", "aria-labelledby": "confirm-title" },
       h("h3", { id: "confirm-title" }, `Merge ${s.profile.contactCard.displayName ?? s.profile.id} into this profile?`),
@@ -320,6 +322,12 @@ function suggestionsSection(p, suggestions, canEdit) {
           }
         } }, "Confirm merge"),
         h("button", { type: "button", onclick: () => area.replaceChildren() }, "Cancel")));
+    dialog.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        area.replaceChildren();
+        button.focus();
+      }
+    });
     area.replaceChildren(dialog);
     dialog.querySelector("button").focus();
   };
@@ -327,7 +335,7 @@ function suggestionsSection(p, suggestions, canEdit) {
     h("a", { href: `#/profile/${encodeURIComponent(s.profile.id)}` }, s.profile.contactCard.displayName ?? "(anonymous)"),
     show(s.matchedOn.map((m) => m.toLowerCase().replace("_", " "))),
     s.score.toFixed(2),
-    canEdit ? h("button", { type: "button", onclick: () => confirm(s) }, "Merge…") : "",
+    canEdit ? h("button", { type: "button", onclick: (e) => confirm(s, e.currentTarget) }, "Merge…") : "",
   ]);
   return h("section", { class: "card", "aria-labelledby": "suggestions" },
     h("h2", { id: "suggestions" }, "Merge suggestions"),
