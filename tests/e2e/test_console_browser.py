@@ -388,3 +388,22 @@ def test_a_viewer_sees_no_write_control_anywhere(session: Session, console: Cons
     page.set_viewport_size({"width": 390, "height": 844})
     _open(page, console, console.ids["asha"])
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_an_admin_defines_a_property_that_the_filter_builder_then_offers(
+    session: Session, console: Console
+) -> None:
+    page = _sign_in(session, console, Role.ADMIN)
+    page.get_by_role("link", name="Properties").click()
+    page.get_by_label("Name", exact=True).fill("loyaltyTier")
+    page.get_by_label("Type", exact=True).select_option("NUMBER")
+    page.get_by_label("Description", exact=True).fill("Tier in the loyalty programme")
+    page.get_by_role("button", name="Define").click()
+    page.get_by_role("cell", name="loyaltyTier").wait_for()
+
+    page.get_by_role("link", name="Profiles").click()
+    page.get_by_role("button", name="+ Property").click()
+    page.get_by_label("Property", exact=True).select_option("loyaltyTier")
+    operators = page.get_by_label("Operator").locator("option").all_inner_texts()
+    assert "between (low, high)" in operators
+    assert "contains" not in operators
