@@ -364,6 +364,13 @@ def test_an_admin_creates_a_segment_whose_count_follows_a_capture_and_exports_it
     assert [json.loads(line)["properties"]["city"] for line in lines] == ["Goa"]
     assert ndjson_download.value.suggested_filename == "Goa.ndjson"
 
+    # The saved filter comes back into the builder; an edit saves and recounts.
+    assert page.get_by_label("Property", exact=True).input_value() == "city"
+    assert page.get_by_label("Value", exact=True).input_value() == "Goa"
+    page.get_by_label("Value", exact=True).fill("Nowhere")
+    page.get_by_role("button", name="Save segment").click()
+    page.get_by_test_id("segment-count").get_by_text("0 profiles").wait_for()
+
     page.get_by_role("link", name="Segments").click()
     page.get_by_role("link", name="Goa").wait_for()
 

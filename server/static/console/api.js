@@ -68,7 +68,7 @@ export const DEFINITIONS = `query Definitions {
 }`;
 
 // The profile list: the README's dashboard selection, a page of 50. It costs the dashboard's
-// constant number of database commands (tests/integration/test_console_costs.py).
+// constant number of database commands (tests/integration/test_console_queries.py).
 export const PROFILES_PAGE = `query ConsoleProfiles($where: ProfileFilter, $search: String, $after: String) {
   profiles(where: $where, search: $search, first: 50, after: $after) {
     edges { cursor node {

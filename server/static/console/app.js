@@ -398,32 +398,7 @@ async function segmentPage(id, after = null) {
   if (segment) {
     content.push(h("p", { class: "count", "data-testid": "segment-count" }, `${segment.count} ${segment.count === 1 ? "profile" : "profiles"}`));
   }
-  if (viewer.canAdminister) {
-    const name = h("input", { value: segment?.name ?? "", required: true });
-    const description = h("input", { value: segment?.description ?? "" });
-    const tree = segment ? fromFilter(segment.filter) : emptyGroup();
-    const filters = builder(tree, definitions, () => {});
-    const message = h("div", { "aria-live": "polite" });
-    content.push(h("form", {
-      class: "card",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        const filter = filters.filter() ?? {};
-        try {
-          if (creating) {
-            const made = await api.gql(api.CREATE_SEGMENT, { input: { name: name.value, description: description.value, filter } });
-            location.hash = `#/segment/${encodeURIComponent(made.createSegment.segment.id)}`;
-          } else {
-            await api.gql(api.UPDATE_SEGMENT, { input: { id, name: name.value, description: description.value, filter } });
-            segmentPage(id);
-          }
-        } catch (err) {
-          message.replaceChildren(status(err.message, "error"));
-        }
-      },
-    }, field("Name", name), field("Description", description), filters.element,
-    h("button", { type: "submit" }, creating ? "Create segment" : "Save segment"), message));
-  }
+  if (viewer.canAdminister) content.push(segmentForm(segment, id));
   if (segment && viewer.canAdminister) {
     const message = h("div", { "aria-live": "polite" });
     const exporter = (format) => () => load(async () => {
@@ -446,6 +421,41 @@ async function segmentPage(id, after = null) {
         pageInfo.hasNextPage && h("button", { type: "button", onclick: () => segmentPage(id, pageInfo.endCursor) }, "Next page")));
   }
   render(creating ? "New segment" : segment.name, ...content);
+}
+
+// The create or edit form; for a saved filter the builder cannot read whole, an error instead,
+// so that a save never drops part of it.
+function segmentForm(segment, id) {
+  const creating = segment === null;
+  let tree = emptyGroup();
+  try {
+    if (segment) tree = fromFilter(segment.filter);
+  } catch (error) {
+    return status(error.message, "error");
+  }
+  const name = h("input", { value: segment?.name ?? "", required: true });
+  const description = h("input", { value: segment?.description ?? "" });
+  const filters = builder(tree, definitions, () => {});
+  const message = h("div", { "aria-live": "polite" });
+  return h("form", {
+    class: "card",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const filter = filters.filter() ?? {};
+      try {
+        if (creating) {
+          const made = await api.gql(api.CREATE_SEGMENT, { input: { name: name.value, description: description.value, filter } });
+          location.hash = `#/segment/${encodeURIComponent(made.createSegment.segment.id)}`;
+        } else {
+          await api.gql(api.UPDATE_SEGMENT, { input: { id, name: name.value, description: description.value, filter } });
+          segmentPage(id);
+        }
+      } catch (err) {
+        message.replaceChildren(status(err.message, "error"));
+      }
+    },
+  }, field("Name", name), field("Description", description), filters.element,
+  h("button", { type: "submit" }, creating ? "Create segment" : "Save segment"), message);
 }
 
 // ---------------------------------------------------------------- properties

@@ -98,6 +98,7 @@ function fromNode(saved, negate = false) {
   }
   if (saved.tag !== null && saved.tag !== undefined) return { kind: "tag", negate, tag: saved.tag };
   const e = saved.event;
+  if (!e) throw new Error("This filter nests deeper than the console reads; edit it through the API");
   return {
     kind: "event", negate, name: e.name, did: e.did,
     minCount: text(e.minCount), maxCount: text(e.maxCount), withinLastDays: text(e.withinLastDays),
