@@ -200,10 +200,16 @@ function propertiesSection(p, canEdit, reload) {
     h("h2", { id: "props" }, "Properties"), table(["Property", "Type", "Value"], rows));
 }
 
+const HINTS = {
+  NUMBER: "a number", DATE: "YYYY-MM-DD", DATETIME: "YYYY-MM-DD hh:mm:ss (UTC)", TIME: "hh:mm",
+  LIST: "comma-separated", BOOLEAN: "true or false", PHONE: "+country number", EMAIL: "name@domain",
+  URL: "https://…",
+};
+
 function editValue(cell, p, definition, value, reload) {
   const errorId = `error-${definition.name}`;
   const text = value === null || value === undefined ? "" : Array.isArray(value) ? value.join(", ") : String(value);
-  const input = h("input", { value: text, "aria-describedby": errorId });
+  const input = h("input", { value: text, "aria-describedby": errorId, placeholder: HINTS[definition.type] ?? "" });
   const error = h("p", { id: errorId, class: "field-error", role: "alert" });
   const form = h("form", {
     class: "inline",
