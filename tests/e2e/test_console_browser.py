@@ -286,6 +286,8 @@ def test_an_agent_edits_a_property_and_sees_the_validation_error_at_the_field(
     assert (
         page.get_by_label("New value of email", exact=True).get_attribute("aria-invalid") == "true"
     )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-validation-error.png"))
 
     page.get_by_label("New value of email", exact=True).fill("ravi@example.com")
     page.get_by_role("button", name="Save").click()
