@@ -98,7 +98,7 @@ async def _role_keys(uri: str, db_name: str) -> dict[Role, str]:
         keys = KeyStore(client[db_name])
         now = datetime.now(UTC)
         made = {}
-        for role in (Role.AGENT, Role.VIEWER):
+        for role in (Role.AGENT, Role.VIEWER, Role.SDK):
             _, made[role] = await keys.create(TENANT, role, f"console {role.value}", now)
         return made
     finally:
@@ -416,3 +416,17 @@ def test_an_admin_defines_a_property_that_the_filter_builder_then_offers(
     operators = page.get_by_label("Operator").locator("option").all_inner_texts()
     assert "between (low, high)" in operators
     assert "contains" not in operators
+
+
+def test_a_wrong_key_and_a_bot_key_are_refused_at_sign_in_with_a_reason(
+    session: Session, console: Console
+) -> None:
+    page = session.page
+    page.goto(f"{console.server.base_url}/console", wait_until="load")
+    page.get_by_label("API key").fill("p360_not-a-key")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").get_by_text("API key").wait_for()
+    page.get_by_label("API key").fill(console.keys[Role.SDK])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").get_by_text("role sdk cannot use the console").wait_for()
+    assert page.evaluate("sessionStorage.length") == 0

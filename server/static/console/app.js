@@ -77,7 +77,11 @@ function signInPage(message = null) {
 }
 
 async function start() {
-  viewer = (await api.gql(api.VIEWER)).viewer;
+  const me = (await api.gql(api.VIEWER)).viewer;
+  if (!me.canList) {
+    throw new Error(`A key with role ${me.role.toLowerCase()} cannot use the console: use a viewer, agent or admin key`);
+  }
+  viewer = me;
   definitions = (await api.gql(api.DEFINITIONS)).propertyDefinitions;
   header();
   if (!location.hash || location.hash === "#") location.hash = "#/profiles";
