@@ -295,7 +295,7 @@ def test_an_agent_edits_a_property_and_sees_the_validation_error_at_the_field(
     assert page.locator("#error-email").count() == 0
 
 
-def test_an_agent_merges_a_suggestion_after_seeing_what_it_fills_and_unions(
+def test_an_agent_merges_a_suggestion_after_seeing_what_it_fills_then_unmerges_it(
     session: Session, console: Console
 ) -> None:
     page = _sign_in(session, console, Role.AGENT)
@@ -321,6 +321,20 @@ def test_an_agent_merges_a_suggestion_after_seeing_what_it_fills_and_unions(
     _open(page, console, console.ids["lookalike"])
     page.wait_for_url(f"**/console#/profile/{console.ids['asha']}")
     page.get_by_role("heading", name="Asha Rao").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "console-merged.png"), full_page=True)
+
+    # Undone from the merge history, after a preview of what goes back.
+    merges = page.locator("section[aria-labelledby=merges]")
+    merges.get_by_role("button", name=f"Unmerge {console.ids['lookalike']}").click()
+    removed = page.get_by_test_id("removed").inner_text()
+    assert "city: Pune" in removed
+    page.get_by_role("button", name="Confirm unmerge").click()
+    page.get_by_text("Merge undone").wait_for()
+    merges.get_by_text("undone").first.wait_for()
+    assert "Pune" not in page.locator("section[aria-labelledby=props]").inner_text()
+    page.get_by_role("link", name="Open the profile that came back").click()
+    page.wait_for_url(f"**/console#/profile/{console.ids['lookalike']}")
+    page.locator("section[aria-labelledby=props]").get_by_text("Pune").wait_for()
 
 
 def test_an_agent_detaches_an_identity_into_a_profile_of_its_own(

@@ -95,7 +95,7 @@ const PROFILE_FIELDS = `
   contactCard { displayName userId phone email complete }
   identities { type value channels }
   events { name count firstSeen lastSeen }
-  mergeHistory { sourceId at trigger actor }
+  mergeHistory { mergeId sourceId at trigger actor undoneAt undoneBy }
   eventHistory(first: 20) { edges { node { id name occurredAt properties } } }
   activity(first: 30) { edges { node {
     __typename
@@ -157,4 +157,19 @@ export const CREATE_SEGMENT = `mutation ConsoleCreateSegment($input: CreateSegme
 
 export const UPDATE_SEGMENT = `mutation ConsoleUpdateSegment($input: UpdateSegmentInput!) {
   updateSegment(input: $input) { segment { id count } }
+}`;
+
+const CHANGE = `property item value sourceValue`;
+
+export const UNMERGE_PREVIEW = `query ConsoleUnmergePreview($mergeId: ID!) {
+  unmergePreview(mergeId: $mergeId) {
+    mergeId sourceId survivorId sourceUserId userIdReturns eventCount conversationCount
+    identities { type value channels }
+    removed { ${CHANGE} }
+    kept { ${CHANGE} }
+  }
+}`;
+
+export const UNMERGE_PROFILES = `mutation ConsoleUnmerge($input: UnmergeProfilesInput!) {
+  unmergeProfiles(input: $input) { mergeId source { id } survivor { id } }
 }`;

@@ -177,7 +177,7 @@ async function profilePage(id) {
         ? h("p", { class: "ok" }, "Complete")
         : h("p", { class: "warn" }, `Missing: ${["displayName", "phone", "email"].filter((k) => !card[k]).map((k) => (k === "displayName" ? "name" : k)).join(", ")}`));
   const left = [contact, tagsSection(p, canEdit, reload), identitiesSection(p, canEdit, reload),
-    suggestionsSection(p, data.mergeSuggestions, canEdit), mergesSection(p)];
+    suggestionsSection(p, data.mergeSuggestions, canEdit), mergesSection(p, canEdit)];
   const right = [propertiesSection(p, canEdit, reload), eventsSection(p), activitySection(p)];
   render(card.displayName ?? "Anonymous profile",
     h("div", { class: "columns" }, h("div", { class: "column" }, left), h("div", { class: "column" }, right)));
@@ -375,12 +375,58 @@ function activitySection(p) {
     items.length ? h("ol", { class: "timeline" }, items) : h("p", {}, "No activity."));
 }
 
-function mergesSection(p) {
+function change(c) {
+  return c.item !== null && c.item !== undefined ? `${c.property}: ${c.item}` : `${c.property}: ${show(c.sourceValue)}`;
+}
+
+function mergesSection(p, canEdit) {
+  const area = h("div", {});
+  const unmerge = (entry) => async (event) => {
+    const opener = event.currentTarget;
+    let preview;
+    try {
+      preview = (await api.gql(api.UNMERGE_PREVIEW, { mergeId: entry.mergeId })).unmergePreview;
+    } catch (err) {
+      area.replaceChildren(status(err.message, "error"));
+      return;
+    }
+    const close = () => { area.replaceChildren(); opener.focus(); };
+    const dialog = h("div", { class: "confirm", role: "dialog", "aria-modal": "false", "aria-labelledby": "unmerge-title" },
+      h("h3", { id: "unmerge-title" }, "Undo this merge?"),
+      h("p", {}, `The merged-away profile comes back with its id${preview.userIdReturns ? ` and userId ${preview.sourceUserId}` : ""}, `
+        + `its ${preview.eventCount} events and ${preview.conversationCount} conversations.`),
+      h("h4", {}, "Identities that go back"),
+      preview.identities.length ? h("ul", {}, preview.identities.map((i) => h("li", {}, `${i.type.toLowerCase()} ${i.value}`))) : h("p", {}, "None."),
+      h("h4", {}, "Removed from this profile"),
+      preview.removed.length ? h("ul", { "data-testid": "removed" }, preview.removed.map((c) => h("li", {}, change(c)))) : h("p", {}, "Nothing."),
+      h("h4", {}, "Kept (changed since the merge)"),
+      preview.kept.length ? h("ul", { "data-testid": "kept" }, preview.kept.map((c) => h("li", {}, `${c.property}: ${show(c.value ?? c.item)}`))) : h("p", {}, "Nothing."),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "danger", onclick: async () => {
+          try {
+            const done = (await api.gql(api.UNMERGE_PROFILES, { input: { mergeId: entry.mergeId } })).unmergeProfiles;
+            await profilePage(p.id);
+            main.querySelector("#merges")?.after(status("Merge undone", "ok"),
+              h("a", { href: `#/profile/${encodeURIComponent(done.source.id)}` }, "Open the profile that came back"));
+          } catch (err) {
+            dialog.append(status(err.message, "error"));
+          }
+        } }, "Confirm unmerge"),
+        h("button", { type: "button", onclick: close }, "Cancel")));
+    dialog.addEventListener("keydown", (e) => { if (e.key === "Escape") close(); });
+    area.replaceChildren(dialog);
+    dialog.querySelector("button").focus();
+  };
+  const rows = p.mergeHistory.map((m) => [
+    h("span", { class: "mono" }, m.sourceId), when(m.at), m.trigger.toLowerCase(), m.actor,
+    m.undoneAt
+      ? `undone ${when(m.undoneAt)} by ${m.undoneBy ?? "?"}`
+      : canEdit ? h("button", { type: "button", onclick: unmerge(m), "aria-label": `Unmerge ${m.sourceId}` }, "Unmerge…") : "",
+  ]);
   return h("section", { class: "card", "aria-labelledby": "merges" },
     h("h2", { id: "merges" }, "Merge history"),
-    p.mergeHistory.length
-      ? table(["Merged profile", "When", "Trigger", "By"], p.mergeHistory.map((m) => [h("span", { class: "mono" }, m.sourceId), when(m.at), m.trigger.toLowerCase(), m.actor]))
-      : h("p", {}, "Never merged."));
+    rows.length ? table(["Merged profile", "When", "Trigger", "By", ""], rows) : h("p", {}, "Never merged."),
+    area);
 }
 
 // ---------------------------------------------------------------- segments
