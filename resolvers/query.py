@@ -11,6 +11,7 @@ from domain.errors import Unauthenticated, ValidationFailed
 from domain.import_rows import Refusal
 from resolvers.permissions import CanList, CanReadProfile, IsAdmin
 from resolvers.unmerge import UnmergeQuery
+from resolvers.viewer import ViewerQuery
 from schema.activity import Conversation, Event
 from schema.context import Info
 from schema.cursors import profile_after
@@ -58,7 +59,7 @@ async def find_node(info: Info, global_id: str) -> Node | None:
 
 
 @strawberry.type(description="What can be read")
-class Query(UnmergeQuery):
+class Query(UnmergeQuery, ViewerQuery):
     @strawberry.field(
         permission_classes=[IsAdmin],
         description="An import job of the tenant (POST /import answers its id): its progress "

@@ -46,6 +46,7 @@ from schema.context import Context
 from schema.errors import format_error
 from server.auth import Authenticator, key_from_headers
 from server.config import Settings
+from server.console import console_routes
 from server.cost import cost_limit
 from server.export import export_endpoint
 from server.geo import GeoIP
@@ -239,6 +240,7 @@ def create_app(
         Route(
             "/import", import_endpoint(authenticate, lambda: holder.get().imports), methods=["POST"]
         ),
+        *console_routes(),
     ]
     if settings.graphiql_enabled:
         routes.append(graphiql_assets())

@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         "--repair", action="store_true", help="repair what recovery can, then scan again"
     )
     importer.add_parser(sub)
+    demo = sub.add_parser("demo", help="load a demo data set (idempotent) and print console keys")
+    demo.add_argument("--tenant", help="the tenant to fill (default: DEV_TENANT, 'demo')")
     args = parser.parse_args(argv)
 
     if args.command == "keys" and args.keys_command is None:
@@ -153,6 +155,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
     async with _database(settings) as db:
         keys = KeyStore(db)
+        if args.command == "demo":
+            from server.demo import run as run_demo
+
+            return await run_demo(db, settings, args.tenant, settings.port)
         if args.command == "recover":
             return await _recover(db)
         if args.command == "import":

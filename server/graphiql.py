@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 STATIC_DIR = Path(__file__).resolve().parent / "static" / "graphiql"
 ASSETS_PATH = "/static/graphiql"
 GRAPHQL_PATH = "/graphql"
+CONSOLE_PATH = "/console"
 
 # Sent with every response. Everything is 'self' except:
 # - img-src and font-src also allow data: URLs: GraphiQL's stylesheet embeds its fonts (woff2)
@@ -94,7 +95,11 @@ def home(graphiql_enabled: bool) -> Callable[[Request], Awaitable[Response]]:
     """`GET /`: where the API is (and GraphiQL, when it is on), as a page or as JSON."""
 
     async def endpoint(request: Request) -> Response:
-        links = {"graphql": GRAPHQL_PATH, "graphiql": GRAPHQL_PATH if graphiql_enabled else None}
+        links = {
+            "graphql": GRAPHQL_PATH,
+            "graphiql": GRAPHQL_PATH if graphiql_enabled else None,
+            "console": CONSOLE_PATH,
+        }
         if not wants_html(request):
             return JSONResponse(links)
         path = html.escape(GRAPHQL_PATH)
@@ -107,7 +112,8 @@ def home(graphiql_enabled: bool) -> Callable[[Request], Awaitable[Response]]:
         return HTMLResponse(
             "<!doctype html><html lang=en><meta charset=utf-8><title>profile360</title>"
             f'<h1>profile360</h1><p>The GraphQL API is at <a href="{path}">{path}</a> '
-            f"(POST, JSON).</p>{console}</html>"
+            f"(POST, JSON).</p>{console}"
+            f'<p>Agents and admins: the <a href="{CONSOLE_PATH}">console</a>.</p></html>'
         )
 
     return endpoint

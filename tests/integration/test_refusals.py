@@ -186,7 +186,11 @@ async def test_a_rate_limited_key_gets_a_graphql_shaped_429(limited: Api) -> Non
 async def test_the_root_points_to_the_api_and_to_graphiql(api: Api) -> None:
     as_json = await api.http.get("/")
     assert as_json.status_code == 200
-    assert as_json.json() == {"graphql": "/graphql", "graphiql": "/graphql"}
+    assert as_json.json() == {
+        "graphql": "/graphql",
+        "graphiql": "/graphql",
+        "console": "/console",
+    }
     page = await api.http.get("/", headers={"Accept": "text/html"})
     assert page.headers["content-type"].startswith("text/html")
     assert 'href="/graphql"' in page.text
@@ -231,7 +235,11 @@ async def test_production_serves_neither_graphiql_nor_its_assets(production: Api
     refusal(page, 400, "BAD_REQUEST")
     assert "graphiql" not in page.text.lower()
     refusal(await api.http.get("/static/graphiql/graphiql.min.js"), 404, "NOT_FOUND")
-    assert (await api.http.get("/")).json() == {"graphql": "/graphql", "graphiql": None}
+    assert (await api.http.get("/")).json() == {
+        "graphql": "/graphql",
+        "graphiql": None,
+        "console": "/console",
+    }
 
 
 @pytest.fixture
