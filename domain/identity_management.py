@@ -65,6 +65,9 @@ class IdentityManagement:
         """An active profile by its own id: a merged-away id is a conflict, not a redirect."""
         valid = len(profile_id) <= 64 and is_text(profile_id)
         raw = await self._store.get_profile(tenant, profile_id) if valid else None
+        if raw is not None and await self._lifecycle.unmerger.finish_claimed(raw):
+            # It was merged away, and the unmerge of that merge was under way: now done.
+            raw = await self._store.get_profile(tenant, profile_id)
         under_way = raw is not None and (not raw.active or raw.unmerging is not None)
         if raw is not None and under_way and raw.state is not ProfileState.MERGED:
             await self._lifecycle.active(tenant, raw.id)  # finish what is under way

@@ -13,6 +13,14 @@ replaced; the survivor's `source_only` list says which list items only the sourc
 - the last contact the merge replaced comes back, unless there was a later contact since;
 - a userId the source gave the survivor goes back to the source.
 
+Merges into one survivor may be undone in any order no later merge forbids. What this merge
+did that a later one took over is handed to that later merge's record, so that undoing it
+leaves the survivor as it was before both:
+- a later merge that replaced this merge's source's last contact gets this merge's prior
+  contact as its own (it would otherwise bring back a contact of a profile gone again);
+- a list this merge made (the survivor had none) and that a later merge's items keep alive
+  is counted as made by that later merge (its undo removes the list once it is empty).
+
 `undo_on_survivor` is the rule in plain Python; the store applies it in one write that is
 conditional on every value the rule read, so a concurrent write makes it read again.
 """
@@ -24,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.merge import GROUPS, LAST_CONTACT
-from domain.model import Kept, MergeRecord, Profile, SourceItem
+from domain.model import Kept, MergeRecord, Profile, SourceItem, Touch
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,12 @@ class SurvivorUndo:
     examined: tuple[str, ...] = ()
     # The survivor's record of source-only items once this merge's are gone.
     source_only: tuple[SourceItem, ...] = ()
+    # Later merges' records taking over what this merge did (written in the same write):
+    # the later merge whose prior contact becomes this merge's prior contact, and that one;
+    contact_heir: str | None = None
+    heir_contact: Touch | None = None
+    # the later merges that now count as having made a list (merge id -> list names).
+    lists_made: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _grouped() -> set[str]:
@@ -57,6 +71,8 @@ def undo_on_survivor(survivor: Profile, record: MergeRecord) -> SurvivorUndo:
     kept: list[Kept] = []
 
     mine = [i for i in survivor.source_only if i.merge_id == record.merge_id]
+    later = _later(survivor, record)
+    lists_made: dict[str, list[str]] = {}
     lists = {i.name for i in mine} | {n for n in filled if isinstance(source.get(n), list)}
     grouped = _grouped()
     for name in record.filled:
@@ -94,6 +110,9 @@ def undo_on_survivor(survivor: Profile, record: MergeRecord) -> SurvivorUndo:
             unset.append(name)  # the list did not exist before the merge
         elif gone:
             restore[name] = left
+        if left and name in filled:  # made by this merge, kept alive by later merges' items
+            for heir in _keeping_alive(survivor, later, name, left):
+                lists_made.setdefault(heir, []).append(name)
     if record.contact_replaced:
         examined.update(dict.fromkeys(LAST_CONTACT))
         if all(props.get(name) == source.get(name) for name in LAST_CONTACT):
@@ -108,6 +127,9 @@ def undo_on_survivor(survivor: Profile, record: MergeRecord) -> SurvivorUndo:
                     unset.append("lastChannel")
         elif props.get("lastSession") is not None:
             kept.append(Kept("lastSession"))
+        contact_heir = _contact_heir(later, record)
+    else:
+        contact_heir = None
     remove_user_id = record.gave_user_id and survivor.user_id == record.source_user_id
     if remove_user_id:
         removed.append(Kept("userId"))
@@ -119,6 +141,42 @@ def undo_on_survivor(survivor: Profile, record: MergeRecord) -> SurvivorUndo:
         remove_user_id=remove_user_id,
         examined=tuple(examined),
         source_only=tuple(i for i in survivor.source_only if i.merge_id != record.merge_id),
+        contact_heir=contact_heir,
+        heir_contact=record.prior_contact if contact_heir is not None else None,
+        lists_made={heir: tuple(names) for heir, names in lists_made.items()},
+    )
+
+
+def _later(survivor: Profile, record: MergeRecord) -> list[MergeRecord]:
+    """The merges into the survivor after this one, not undone."""
+    ids = [r.merge_id for r in survivor.merge_history]
+    position = ids.index(record.merge_id) if record.merge_id in ids else len(ids)
+    return [r for r in survivor.merge_history[position + 1 :] if r.undone is None]
+
+
+def _contact_heir(later: list[MergeRecord], record: MergeRecord) -> str | None:
+    """The later merge that replaced the last contact this merge's source brought (its prior
+    contact is that one): once this merge is undone, its prior contact is this merge's."""
+    session = record.source_properties.get("lastSession")
+    if session is None:
+        return None
+    brought = Touch(channel=record.source_properties.get("lastChannel") or "", at=session)
+    return next(
+        (r.merge_id for r in later if r.contact_replaced and r.prior_contact == brought), None
+    )
+
+
+def _keeping_alive(
+    survivor: Profile, later: list[MergeRecord], name: str, left: list[Any]
+) -> list[str]:
+    """The later merges whose source-only items in the list `name` are still in it."""
+    ids = {r.merge_id for r in later}
+    return list(
+        dict.fromkeys(
+            i.merge_id
+            for i in survivor.source_only
+            if i.merge_id in ids and i.name == name and i.item in left
+        )
     )
 
 

@@ -189,6 +189,20 @@ class Unmerger:
                 source.tenant, source.id, source.unmerge_of, entry, now
             )
 
+    async def finish_claimed(self, merged: Profile) -> bool:
+        """A MERGED profile whose survivor has claimed the undo of its merge (the unmerge has
+        not revived it yet): finish that unmerge. False when its merge is not being undone."""
+        if merged.state is not ProfileState.MERGED or merged.merged_into is None:
+            return False
+        survivor = await self._store.get_profile(merged.tenant, merged.merged_into)
+        claim = survivor.unmerging if survivor is not None else None
+        if survivor is None or claim is None or claim.source_id != merged.id:
+            return False
+        if merged.merged_by is not None and claim.merge_id != merged.merged_by:
+            return False
+        await self.finish(survivor)
+        return True
+
     async def _strip(
         self, survivor_id: str, tenant: str, claim: UnmergeClaim
     ) -> UnmergeRecord | None:
@@ -240,6 +254,8 @@ class Unmerger:
                     f"The profile that survived merge {merge_id!r} was erased", field="mergeId"
                 )
             if state is ProfileState.MERGED:
+                if await self.finish_claimed(survivor):
+                    continue  # the merge that took it on was being undone: now it is
                 raise self._merged_on(survivor, merge_id)
             if state is not ProfileState.ACTIVE:
                 await self._survivors.active(tenant, survivor.id)  # finish what is under way

@@ -188,11 +188,24 @@ class UnmergeSteps:
             values["sourceOnly"] = [source_item_to_doc(i) for i in undo.source_only]
         else:
             removed["sourceOnly"] = ""
+        added: dict[str, Any] = {"undoneMerges": merge_id, "returnedKeys": {"$each": list(keys)}}
+        # Later merges' records taking over what this merge did (domain.unmerge).
+        positions = {r.merge_id: i for i, r in enumerate(survivor.merge_history)}
+        if undo.contact_heir is not None:
+            at = positions[undo.contact_heir]
+            guard[f"mergeHistory.{at}.mergeId"] = undo.contact_heir
+            prior = undo.heir_contact
+            values[f"mergeHistory.{at}.contact.session"] = prior.at if prior else None
+            values[f"mergeHistory.{at}.contact.channel"] = prior.channel or None if prior else None
+        for heir, names in undo.lists_made.items():
+            at = positions[heir]
+            guard[f"mergeHistory.{at}.mergeId"] = heir
+            added[f"mergeHistory.{at}.filled"] = {"$each": list(names)}
         change: dict[str, Any] = {
             "$set": values,
             "$unset": removed,
             "$push": {"unmerges": unmerge_record_to_doc(entry)},
-            "$addToSet": {"undoneMerges": merge_id, "returnedKeys": {"$each": list(keys)}},
+            "$addToSet": added,
         }
         if keys:
             change["$pull"] = {"keys": {"$in": list(keys)}}

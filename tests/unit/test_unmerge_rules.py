@@ -134,3 +134,55 @@ def test_a_later_merge_whose_item_this_merge_had_brought_blocks_the_undo() -> No
     later = _record("m2", source_properties={"tags": ["s", "z"]})
     survivor = _survivor({}, first, later, source_only=(SourceItem("m1", "tags", "s"),))
     assert blocking_merge(survivor, first) == later
+
+
+def test_a_later_merge_that_replaced_this_sources_contact_inherits_this_merges_prior_one() -> None:
+    brought = {"lastSession": LATER, "lastChannel": "WEB"}
+    first = _record(
+        "m1", source_properties=brought, contact_replaced=True, prior_contact=Touch("API", AT)
+    )
+    latest = datetime(2025, 1, 1, tzinfo=UTC)
+    later = _record(
+        "m2",
+        source_properties={"lastSession": latest, "lastChannel": "SMS"},
+        contact_replaced=True,
+        prior_contact=Touch("WEB", LATER),
+    )
+    survivor = _survivor({"lastSession": latest, "lastChannel": "SMS"}, first, later)
+
+    undo = undo_on_survivor(survivor, first)
+
+    assert (undo.contact_heir, undo.heir_contact) == ("m2", Touch("API", AT))
+    assert blocking_merge(survivor, first) is None
+
+
+def test_a_later_merge_that_replaced_another_contact_inherits_nothing() -> None:
+    first = _record(
+        "m1",
+        source_properties={"lastSession": LATER, "lastChannel": "WEB"},
+        contact_replaced=True,
+        prior_contact=Touch("API", AT),
+    )
+    between = Touch("API", datetime(2024, 9, 1, tzinfo=UTC))
+    later = _record("m2", contact_replaced=True, prior_contact=between)
+
+    assert undo_on_survivor(_survivor({}, first, later), first).contact_heir is None
+
+
+def test_a_list_this_merge_made_that_a_later_merges_items_keep_counts_as_made_by_that_one() -> None:
+    first = _record("m1", source_properties={"tags": ["a"]}, filled=("tags",))
+    later = _record("m2", source_properties={"tags": ["b"]})
+    items = (SourceItem("m1", "tags", "a"), SourceItem("m2", "tags", "b"))
+    survivor = _survivor({"tags": ["a", "b"]}, first, later, source_only=items)
+
+    undo = undo_on_survivor(survivor, first)
+
+    assert apply_undo(survivor.properties, undo) == {"tags": ["b"]}
+    assert undo.lists_made == {"m2": ("tags",)}
+    after = _survivor(
+        {"tags": ["b"]},
+        first,
+        _record("m2", source_properties={"tags": ["b"]}, filled=("tags",)),
+        source_only=undo.source_only,
+    )
+    assert apply_undo(after.properties, undo_on_survivor(after, after.merge_history[1])) == {}
