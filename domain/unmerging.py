@@ -9,8 +9,9 @@
    the events and conversations that came since through a key that goes back;
 4. strip T (domain.unmerge): filled values, source-only list items, the userId S gave and the
    last contact S's replaced are removed unless they changed since (what stays is recorded);
-   the merge entry is marked undone and the unmerge is recorded, in one write conditional on
-   every value the rule read;
+   the merge entry is marked undone, later merges' entries take over what they stand on
+   (domain.unmerge) and the unmerge is recorded, in one write conditional on every value the
+   rule read;
 5. move back what came through a returning key while the steps ran; recompute both profiles'
    event summaries;
 6. activate S, recording the unmerge in its history; release T's mark.

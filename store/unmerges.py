@@ -196,7 +196,9 @@ class UnmergeSteps:
             guard[f"mergeHistory.{at}.mergeId"] = undo.contact_heir
             prior = undo.heir_contact
             values[f"mergeHistory.{at}.contact.session"] = prior.at if prior else None
-            values[f"mergeHistory.{at}.contact.channel"] = prior.channel or None if prior else None
+            values[f"mergeHistory.{at}.contact.channel"] = (
+                (prior.channel or None) if prior else None
+            )
         for heir, names in undo.lists_made.items():
             at = positions[heir]
             guard[f"mergeHistory.{at}.mergeId"] = heir
