@@ -189,11 +189,14 @@ class ImportRunner:
                 finished_at=self._clock.now(),
                 updated_at=self._clock.now(),
             )
-        except FileError as error:
+        except JobStolen:
+            raise
+        except Exception as error:  # a job never stays RUNNING, whatever stopped it
+            message = str(error) if isinstance(error, FileError) else _unexpected(error)
             job = replace(
                 job,
                 status=JobStatus.FAILED,
-                error=str(error),
+                error=message,
                 finished_at=self._clock.now(),
                 updated_at=self._clock.now(),
             )
@@ -238,3 +241,7 @@ class ImportRunner:
     async def _save(self, job: ImportJob, refusals: Sequence[Refusal]) -> None:
         if not await self._jobs.save_progress(job, refusals):
             raise JobStolen(f"import job {job.id} was taken over by another runner")
+
+
+def _unexpected(error: Exception) -> str:
+    return f"the import stopped on an unexpected error ({type(error).__name__}: {error})"[:500]

@@ -41,6 +41,8 @@ IDENTITY_PREFIX = "identity."
 IDENTITIES = "identities"
 MAX_IDENTITIES_PER_ROW = 20
 MAX_LINE_BYTES = 1 << 20
+MAX_COLUMNS = 1_000
+MAX_REFUSALS_PER_ROW = 20
 _INTEGER = re.compile(r"[+-]?\d+")
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
@@ -87,51 +89,94 @@ class FileError(Exception):
     """The file cannot be read as the format says (not one row: the whole import stops)."""
 
 
-def _lines(stream: IO[bytes], offset: int, position: list[int]) -> Iterator[str]:
-    """The stream's lines from `offset`, decoded; `position[0]` is the offset after the last
-    line handed out (csv.reader never reads ahead of the record it returns)."""
+class _Reading:
+    """Where `_lines` is: the offset after the last line handed out, and whether a line was
+    too long (it was skipped to its real end, not cut: the record holding it is refused)."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.too_long = False
+        self.in_quotes = False  # CSV: a quoted field is open at the end of the last line
+
+
+def _lines(stream: IO[bytes], offset: int, reading: _Reading, *, csv_quotes: bool) -> Iterator[str]:
+    """The stream's lines from `offset`, decoded (csv.reader never reads ahead of the record
+    it returns). A line longer than MAX_LINE_BYTES is never cut: it is skipped to its real
+    end (for CSV, the end of its record, quotes considered) and stands as one empty line
+    (a quote first when a quoted field was open), with `reading.too_long` set."""
     stream.seek(offset)
-    position[0] = offset
+    reading.offset = offset
     while line := stream.readline(MAX_LINE_BYTES):
-        position[0] += len(line)
+        reading.offset += len(line)
+        if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
+            was_open = reading.in_quotes
+            inside = reading.in_quotes != (line.count(b'"') % 2 == 1)
+            while line := stream.readline(MAX_LINE_BYTES):
+                reading.offset += len(line)
+                inside = inside != (line.count(b'"') % 2 == 1)
+                if line.endswith(b"\n") and not (csv_quotes and inside):
+                    break
+            reading.in_quotes = False
+            reading.too_long = True
+            yield '"\n' if csv_quotes and was_open else "\n"
+            continue
+        if csv_quotes:
+            reading.in_quotes = reading.in_quotes != (line.count(b'"') % 2 == 1)
         try:
-            text = line.decode("utf-8-sig" if position[0] == len(line) else "utf-8")
+            text = line.decode("utf-8-sig" if reading.offset == len(line) else "utf-8")
         except UnicodeDecodeError as exc:
-            raise FileError(f"the file is not UTF-8 near byte {position[0]}: {exc}") from None
+            raise FileError(f"the file is not UTF-8 near byte {reading.offset}: {exc}") from None
         yield text
+
+
+_TOO_LONG = f"a line is longer than {MAX_LINE_BYTES} bytes: the row is not read"
 
 
 def read_header(stream: IO[bytes]) -> tuple[list[str], int]:
     """A CSV file's column names and the offset of its first data row."""
-    position = [0]
-    reader = csv.reader(_lines(stream, 0, position), strict=True)
+    reading = _Reading(0)
+    reader = csv.reader(_lines(stream, 0, reading, csv_quotes=True), strict=True)
     try:
         header = next(reader)
     except StopIteration:
         raise FileError("the file is empty: a CSV import needs a header row") from None
     except csv.Error as exc:
         raise FileError(f"the header row is not valid CSV: {exc}") from None
+    if reading.too_long:
+        raise FileError(f"the header row is longer than {MAX_LINE_BYTES} bytes")
     names = [name.strip() for name in header]
+    if len(names) > MAX_COLUMNS:
+        raise FileError(
+            f"the header row has {len(names)} columns; a file has at most {MAX_COLUMNS}"
+        )
     if len(set(names)) != len(names):
         raise FileError("the header row names a column twice")
-    return names, position[0]
+    return names, reading.offset
 
 
 def read_rows(
     stream: IO[bytes], fmt: ImportFormat, header: Sequence[str], offset: int, first_row: int
 ) -> Iterator[RawRow]:
     """The rows from `offset` on, numbered from `first_row`; memory holds one row at a time."""
-    position = [offset]
+    reading = _Reading(offset)
     number = first_row
     if fmt is ImportFormat.CSV:
-        reader = csv.reader(_lines(stream, offset, position), strict=True)
+        reader = csv.reader(_lines(stream, offset, reading, csv_quotes=True), strict=True)
         while True:
             try:
                 cells = next(reader)
+                reading.in_quotes = False  # a record ends outside quotes
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield RawRow(number, {"": _Unreadable(str(exc))}, position[0])
+                reading.in_quotes = False  # the reader starts afresh on the next line
+                reading.too_long = False
+                yield RawRow(number, {"": _Unreadable(str(exc))}, reading.offset)
+                number += 1
+                continue
+            if reading.too_long:
+                reading.too_long = False
+                yield RawRow(number, {"": _Unreadable(_TOO_LONG)}, reading.offset)
                 number += 1
                 continue
             if not any(cells):
@@ -139,18 +184,27 @@ def read_rows(
             row: dict[str, Any] = dict(zip(header, cells, strict=False))
             if len(cells) != len(header):
                 row[""] = _Unreadable(f"the row has {len(cells)} cells, the header {len(header)}")
-            yield RawRow(number, row, position[0])
+            yield RawRow(number, row, reading.offset)
             number += 1
-    for line in _lines(stream, offset, position):
+    for line in _lines(stream, offset, reading, csv_quotes=False):
+        if reading.too_long:
+            reading.too_long = False
+            yield RawRow(number, {"": _Unreadable(_TOO_LONG)}, reading.offset)
+            number += 1
+            continue
         if not line.strip():
             continue
         try:
             value = json.loads(line)
         except ValueError as exc:
             value = {"": _Unreadable(f"the line is not JSON: {exc}")}
+        except RecursionError:
+            value = {"": _Unreadable("the line nests too deeply to be read")}
         if not isinstance(value, dict):
             value = {"": _Unreadable("each line must be a JSON object")}
-        yield RawRow(number, value, position[0])
+        elif len(value) > MAX_COLUMNS:
+            value = {"": _Unreadable(f"the object has {len(value)} keys; at most {MAX_COLUMNS}")}
+        yield RawRow(number, value, reading.offset)
         number += 1
 
 
@@ -182,7 +236,11 @@ class RowValidator:
             refusals.append(Refusal(raw.number, error.field or name, error.code.value, str(error)))
 
         pairs: dict[str, dict[str, Any]] = {}
+        unchecked = 0
         for name, cell in raw.cells.items():
+            if len(refusals) >= MAX_REFUSALS_PER_ROW:
+                unchecked += not _empty(cell)
+                continue
             if isinstance(cell, _Unreadable):
                 refusals.append(
                     Refusal(raw.number, "row", ErrorCode.VALIDATION_FAILED.value, cell.reason)
@@ -208,6 +266,8 @@ class RowValidator:
                     values[name] = await self._value(name, cell)
             except DomainError as error:
                 refuse(error, name)
+            except RecursionError:
+                refuse(ValidationFailed(f"{name} nests too deeply", field=name), name)
         for suffix, pair in pairs.items():
             where = f"identities[{suffix[1:]}]" if suffix.startswith("#") else f"senderId{suffix}"
             try:
@@ -245,6 +305,18 @@ class RowValidator:
                     "properties",
                     ErrorCode.VALIDATION_FAILED.value,
                     f"a row holds at most {MAX_PROPERTIES_PER_CALL} properties",
+                )
+            )
+        more = unchecked + max(len(refusals) - MAX_REFUSALS_PER_ROW, 0)
+        if more:
+            refusals = refusals[:MAX_REFUSALS_PER_ROW]
+            refusals.append(
+                Refusal(
+                    raw.number,
+                    "row",
+                    ErrorCode.VALIDATION_FAILED.value,
+                    f"and {more} more cells refused or not checked: a row reports its first "
+                    f"{MAX_REFUSALS_PER_ROW} refusals",
                 )
             )
         if refusals:
@@ -324,7 +396,7 @@ def _typed(type_: PropertyType, cell: Any, name: str) -> Any:
             if text.startswith("["):
                 try:
                     return json.loads(text)
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise ValidationFailed(
                         f"Property '{name}' holds a list that is not a JSON array", field=name
                     ) from None

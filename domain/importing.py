@@ -37,6 +37,7 @@ from domain.identify import (
     check_merge_limits,
     identity_limit_error,
     list_limit_error,
+    merge_limit_error,
     refusal_of,
 )
 from domain.identity import Channel, IdentityKey, user_id_key
@@ -403,6 +404,7 @@ class Importer:
 
     async def apply_one(self, tenant: str, row: ImportRow, mode: ImportMode, actor: str) -> bool:
         """One row through the normal use cases; whether it changed anything."""
+        await self._check_whole(tenant, row, mode)
         target, changed = await self._together(tenant, row, actor)
         write = row_write(row, mode, self._clock.now())
         for _ in range(MAX_ATTEMPTS):
@@ -420,6 +422,48 @@ class Importer:
                 return True
             target, _ = await self._together(tenant, row, actor)  # it was erased: again
         raise Contention("the row's profile kept changing")
+
+    async def _check_whole(self, tenant: str, row: ImportRow, mode: ImportMode) -> None:
+        """Refuse the row before anything of it is written: every limit it can hit (the
+        merge limit, the identity limit, list caps once merged and once its values are in),
+        judged on the profiles it will touch as they are now. A change made meanwhile by
+        someone else can still make a later step refuse (see the README)."""
+        holders = await self._holders(tenant, row)
+        profiles = list({p.id: p for p in holders.values() if p is not None}.values())
+        if not profiles:
+            return  # a birth: the row's own values are valid by themselves
+        user_ids = {p.user_id for p in profiles if p.user_id is not None}
+        if row.user_id is not None:
+            user_ids.add(row.user_id)
+        field = "userId" if row.user_id is not None else "identities"
+        if len(user_ids) > 1:
+            raise MergeConflict(
+                "The row's identities and userId belong to profiles with different userIds; "
+                "profiles with different userIds never merge",
+                field=field,
+            )
+        limits = self._lifecycle.merger.limits
+        target = next((p for p in profiles if p.user_id is not None), profiles[0])
+        sources = [p for p in profiles if p.id != target.id]
+        if sources and len(target.merge_history) + len(sources) > limits.merges:
+            raise merge_limit_error(limits.merges)
+        keys = set(target.keys)
+        properties: Mapping[str, Any] = target.properties
+        for source in sources:
+            check_merge_limits(self._lifecycle, target, source, field)
+            keys |= set(source.keys)
+            plan = plan_merge(source)
+            overflow = list_overflow(properties, plan, limits.list_items)
+            if overflow is not None:
+                raise list_limit_error(overflow, limits.list_items)
+            properties = apply_plan(properties, plan)
+        keys |= {key.storage_id(tenant) for key, _ in row_keys(row)}
+        if len(keys) > limits.identities:
+            raise identity_limit_error(limits.identities, "identities")
+        write = row_write(row, mode, self._clock.now())
+        overflow = _overflow(properties, write, self._list_cap)
+        if overflow is not None:
+            raise list_limit_error(overflow, self._list_cap)
 
     async def _holders(self, tenant: str, row: ImportRow) -> dict[IdentityKey, Profile | None]:
         """The active profile each key of the row leads to (None for keys nobody holds)."""

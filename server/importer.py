@@ -307,12 +307,17 @@ class ImportService:
         name = f"{secrets.token_hex(8)}.{fmt_name}"
         partial = self._directory / (name + ".part")
         size = 0
-        with partial.open("wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > self._max_bytes:
-                    break
-                out.write(chunk)
+        try:
+            with partial.open("wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self._max_bytes:
+                        break
+                    out.write(chunk)
+        except BaseException:
+            # The client went away (or the body timed out): nothing of its file stays.
+            partial.unlink(missing_ok=True)
+            raise
         if size > self._max_bytes:
             partial.unlink()
             raise ValidationFailed(
