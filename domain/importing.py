@@ -57,6 +57,10 @@ from domain.model import Birth, CaptureWrite, KeyBinding, MergeTrigger, Profile,
 from domain.ports import Clock, Location, ProfileStore, RecordKind
 
 Write = MergePlan | CaptureWrite
+PARTLY_WRITTEN = (
+    " (the row passed its checks, then a change made meanwhile refused it: its userId, "
+    "merges or keys applied before that stay; its values were not written)"
+)
 
 
 class ImportMode(StrEnum):
@@ -403,24 +407,34 @@ class Importer:
         return retry
 
     async def apply_one(self, tenant: str, row: ImportRow, mode: ImportMode, actor: str) -> bool:
-        """One row through the normal use cases; whether it changed anything."""
-        await self._check_whole(tenant, row, mode)
-        target, changed = await self._together(tenant, row, actor)
-        write = row_write(row, mode, self._clock.now())
-        for _ in range(MAX_ATTEMPTS):
-            if written(target.properties, write) == dict(target.properties):
-                return changed
-            overflow = _overflow(target.properties, write, self._list_cap)
-            if overflow is not None:
-                raise list_limit_error(overflow, self._list_cap)
-            result = (
-                await self._senders.fill(tenant, target.id, write)
-                if isinstance(write, MergePlan)
-                else await self._senders.write(tenant, target.id, write)
-            )
-            if result is not None:
-                return True
-            target, _ = await self._together(tenant, row, actor)  # it was erased: again
+        """One row through the normal use cases; whether it changed anything.
+
+        The row is checked whole first (`_check_whole`). Should a change made meanwhile by
+        someone else make a later step refuse anyway, the refusal says what of the row was
+        written already (its userId, merges or keys: each a complete step of the rules)."""
+        wrote = [False]
+        try:
+            await self._check_whole(tenant, row, mode)
+            target, changed = await self._together(tenant, row, actor, wrote)
+            write = row_write(row, mode, self._clock.now())
+            for _ in range(MAX_ATTEMPTS):
+                if written(target.properties, write) == dict(target.properties):
+                    return changed
+                overflow = _overflow(target.properties, write, self._list_cap)
+                if overflow is not None:
+                    raise list_limit_error(overflow, self._list_cap)
+                result = (
+                    await self._senders.fill(tenant, target.id, write)
+                    if isinstance(write, MergePlan)
+                    else await self._senders.write(tenant, target.id, write)
+                )
+                if result is not None:
+                    return True
+                target, _ = await self._together(tenant, row, actor, wrote)  # erased: again
+        except DomainError as error:
+            if wrote[0]:
+                error.message += PARTLY_WRITTEN
+            raise
         raise Contention("the row's profile kept changing")
 
     async def _check_whole(self, tenant: str, row: ImportRow, mode: ImportMode) -> None:
@@ -482,7 +496,9 @@ class Importer:
             holders[key] = profile
         return holders
 
-    async def _together(self, tenant: str, row: ImportRow, actor: str) -> tuple[Profile, bool]:
+    async def _together(
+        self, tenant: str, row: ImportRow, actor: str, wrote: list[bool]
+    ) -> tuple[Profile, bool]:
         """The one active profile that holds every key of the row, made so by the rules:
         a birth when nobody holds any; identify's when the row's userId is new to the profile;
         merges of every other profile into the one with the userId (or the first); the free
@@ -505,12 +521,13 @@ class Importer:
                 bindings = [KeyBinding(key=k, channel=c) for k, c in row_keys(row)]
                 born = await self._lifecycle.births.create(tenant, bindings, user_id=row.user_id)
                 changed = changed or isinstance(born, Profile)
+                wrote[0] = wrote[0] or changed
                 continue  # look again: every key must be on it
             target = next((p for p in profiles if p.user_id is not None), profiles[0])
             if row.user_id is not None and target.user_id is None:
                 key = next(k for k, p in holders.items() if p is not None and p.id == target.id)
                 await self._identify.identify_key(tenant, key, row.user_id, {}, actor=actor)
-                changed = True
+                changed = wrote[0] = True
                 continue
             sources = [p for p in profiles if p.id != target.id]
             if sources:
@@ -528,13 +545,13 @@ class Importer:
                     refusal = refusal_of(self._lifecycle, merged, field)
                     if refusal is not None:
                         raise refusal
-                changed = True
+                changed = wrote[0] = True
                 continue
             free = [(k, c) for k, c in row_keys(row) if holders.get(k) is None]
             if free:
                 for key, channel in free:
                     await self._join(tenant, key, channel, target)
-                changed = True
+                changed = wrote[0] = True
                 continue
             return target, changed
         raise Contention("the row's keys kept changing")
