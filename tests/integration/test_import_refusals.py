@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from domain.import_jobs import ImportJob
 from domain.import_rows import MAX_COLUMNS, MAX_LINE_BYTES, MAX_REFUSALS_PER_ROW, ImportFormat
 from domain.importing import ImportMode
 from server.app import SystemClock
@@ -16,6 +17,7 @@ from server.config import Settings
 from server.geo import GeoIP
 from server.importer import new_job
 from tests.conftest import TENANT, Api, CommandCounter, running
+from tests.integration.interleave import interleave
 from tests.integration.queries import CAPTURE, capture_input
 from tests.integration.test_import import define, finished, profiles_snapshot, run_import
 
@@ -234,3 +236,39 @@ async def test_a_job_stopped_by_an_unexpected_error_ends_failed_with_its_message
     ended = await finished(api, job.id)
     assert ended["status"] == "FAILED"
     assert "the disk went away" in ended["error"]
+
+
+async def test_a_row_refused_after_a_concurrent_change_says_its_user_id_stays(
+    api: Api, tmp_path: Path
+) -> None:
+    created = await api.ok(CAPTURE, capture_input("API", "crm-1"))
+    profile_id = created["captureProperties"]["profile"]["id"]
+    await api.ok(ADD_TAGS, {"id": profile_id, "t": [f"t{i}" for i in range(99)]})
+    path = tmp_path / "customers.csv"
+    path.write_bytes(b"userId,identity.API,tags\r\nnew@example.com,crm-1,extra\r\n")
+    imports = api.app.state.runtime.get().imports
+    job = new_job(TENANT, ImportMode.FILL, ImportFormat.CSV, path, "admin", SystemClock(), "t")
+    await imports.jobs.create_job(job)
+
+    async def run() -> ImportJob:
+        with path.open("rb") as stream:
+            done: ImportJob = await imports.runner.run(job, stream)
+        return done
+
+    # The row passes its checks (99 tags + 1); a tag added once its userId is given fills
+    # the list before the row's own tag goes in.
+    await interleave(
+        run, "set_user_id", lambda: api.ok(ADD_TAGS, {"id": profile_id, "t": ["late"]})
+    )
+
+    ended = await finished(api, job.id)
+    assert (ended["status"], ended["refused"]) == ("DONE", 1), ended
+    [refusal] = ended["refusedRows"]
+    assert refusal["code"] == "LIMIT_EXCEEDED"
+    assert "a change made meanwhile" in refusal["message"]
+    after = (await api.ok(BY_SENDER, {"s": "crm-1"}))["profileByIdentity"]
+    assert (after["userId"], len(after["tags"]), "extra" in after["tags"]) == (
+        "new@example.com",
+        100,
+        False,
+    )
