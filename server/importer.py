@@ -241,6 +241,19 @@ class ImportService:
     async def _run(self, job: ImportJob) -> None:
         try:
             stream = await asyncio.to_thread(Path(job.source).open, "rb")
+        except OSError as error:
+            # The runner never starts: the job ends here, FAILED with why (never RUNNING).
+            now = self._clock.now()
+            failed = replace(
+                job,
+                status=JobStatus.FAILED,
+                error=f"the uploaded file cannot be read: {error}",
+                finished_at=now,
+                updated_at=now,
+            )
+            await self.jobs.save_progress(failed, [])
+            return
+        try:
             with stream:
                 done = await self.runner.run(job, stream)
             log.info("import job %s %s: %s", job.id, done.status.value, done.counts)

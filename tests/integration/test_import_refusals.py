@@ -272,3 +272,20 @@ async def test_a_row_refused_after_a_concurrent_change_says_its_user_id_stays(
         100,
         False,
     )
+
+
+async def test_a_job_whose_file_is_gone_ends_failed_instead_of_running(
+    api: Api, tmp_path: Path
+) -> None:
+    imports = api.app.state.runtime.get().imports
+    path = tmp_path / "customers.csv"
+    path.write_bytes(b"userId\r\na@example.com\r\n")
+    job = new_job(TENANT, ImportMode.FILL, ImportFormat.CSV, path, "admin", SystemClock(), "t")
+    await imports.jobs.create_job(job)
+    path.unlink()
+
+    await imports._run(job)  # what a server does with a job it starts or takes over
+
+    ended = await finished(api, job.id)
+    assert ended["status"] == "FAILED"
+    assert "cannot be read" in ended["error"]
