@@ -12,9 +12,9 @@ import pytest
 from graphql import GraphQLSchema, parse
 
 from domain.access import Role
+from domain.segments import MAX_SEGMENTS
 from resolvers.root import build_schema
 from server.config import Settings
-from domain.segments import MAX_SEGMENTS
 from server.cost import LIST_ESTIMATE, SAVED_FILTER_ESTIMATE, operation_cost
 from server.geo import GeoIP
 from tests.conftest import Api, CommandCounter, running
