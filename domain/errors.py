@@ -46,7 +46,17 @@ class Forbidden(DomainError):
 
 
 class NotFound(DomainError):
+    """Nothing has that id. The message often names the id looked up, which a client may send
+    at any length: it is cut to MAX_MESSAGE characters."""
+
     code = ErrorCode.NOT_FOUND
+
+    MAX_MESSAGE = 200
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        if len(message) > self.MAX_MESSAGE:
+            message = message[: self.MAX_MESSAGE - 1] + "…"
+        super().__init__(message, field=field)
 
 
 class ValidationFailed(DomainError):

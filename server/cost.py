@@ -7,8 +7,14 @@ every field that returns an object costs 1 for each object it may return; leaves
 paginated field (one with a `first` argument) multiplies the lists of its connection (its
 `edges`) by its page size: `first` as sent, or the argument's default in the schema when it is
 absent or null. Any other list of objects (a profile's `identities`, say) counts as
-`LIST_ESTIMATE` objects, or as many as the ids it is given (`nodes(ids:)`). Aliases and
-fragments count every time they are used.
+`LIST_ESTIMATE` objects, or as many as the ids it is given (`nodes(ids:)`), and `segments` as
+the most segments a tenant may have. Aliases and fragments count every time they are used.
+
+Filters are work too: every event condition with a time window (`withinLastDays`) is one
+aggregation of its own. A field taking a `where` filter (literal or from variables) costs 1 more
+for each such condition in it, and a field evaluating a segment's saved filter (`Segment.count`,
+`Segment.members`), unknown before it runs, costs `SAVED_FILTER_ESTIMATE` more per segment. A
+scalar read from the database (`profileCount`, `Segment.count`) costs 1 like an object.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 from strawberry.extensions import SchemaExtension
 
 from domain.errors import ErrorCode
+from domain.filters import MAX_NODES
+from domain.segments import MAX_SEGMENTS
 
 # Lists that are not paginated (a profile's identities, event summaries, merges; segments):
 # counted as this many objects each. Identities are capped at MAX_IDENTITIES_PER_PROFILE and
@@ -50,6 +58,14 @@ MAX_PAGE = 100
 # Objects read whole with their parent, never from the database: a segment's saved filter (its
 # `and`/`or` lists are bounded by the filter's own size limit). They cost 1 however deep.
 WHOLE_VALUES = frozenset({"Segment.filter"})
+# Lists whose length has a known maximum, counted at it.
+BOUNDED_LISTS = {"Query.segments": MAX_SEGMENTS}
+# Scalars read from the database (counts): they cost 1 like an object.
+DATABASE_SCALARS = frozenset({"Query.profileCount", "Segment.count"})
+# Fields that evaluate their segment's saved filter. The filter is unknown before the field
+# runs, so it is counted as holding the most windowed event conditions a filter may hold.
+SAVED_FILTERS = frozenset({"Segment.count", "Segment.members"})
+SAVED_FILTER_ESTIMATE = MAX_NODES
 
 
 class _Estimator:
@@ -101,21 +117,44 @@ class _Estimator:
         if field is None:
             return 0  # __typename, __schema, __type
         named = get_named_type(field.type)
-        if is_leaf_type(named):
+        key = f"{parent.name}.{node.name.value}"
+        if is_leaf_type(named) and key not in DATABASE_SCALARS:
             return 0
-        if f"{parent.name}.{node.name.value}" in WHOLE_VALUES:
+        if key in WHOLE_VALUES:
             return 1
         try:
             args = get_argument_values(field, node, self._variables)
         except GraphQLError:
             return 1  # execution refuses the arguments before the resolver runs
+        own = 1 + _windowed_conditions(args.get("where"))
+        if key in SAVED_FILTERS:
+            own += SAVED_FILTER_ESTIMATE
+        if is_leaf_type(named):
+            return own
         count = 1
         if is_list_type(get_nullable_type(field.type)):
             if page is not None and parent.name.endswith("Connection"):
                 count = page
             else:
-                count = _list_size(args)
-        return count * (1 + self.selections(named, node.selection_set, _page_size(field, args)))
+                count = BOUNDED_LISTS.get(key) or _list_size(args)
+        return count * (own + self.selections(named, node.selection_set, _page_size(field, args)))
+
+
+def _windowed_conditions(where: Any) -> int:
+    """How many event conditions with a time window a filter holds: one aggregation each."""
+    found = 0
+    pending = [where]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            event = value.get("event")
+            if isinstance(event, dict) and event.get("withinLastDays") is not None:
+                found += 1
+            pending.extend(v for k, v in value.items() if k != "event")
+
+    return found
 
 
 def _list_size(args: Mapping[str, Any]) -> int:

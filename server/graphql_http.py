@@ -29,6 +29,7 @@ class GraphQLHTTP(GraphQL[Context, None]):
         request = Request(scope, receive=receive)
         try:
             _check_content_type(request)
+            _normalize_content_type(request)
             response = await self.run(request)
         except Refused as refusal:
             response = refusal.response()
@@ -52,6 +53,10 @@ class GraphQLHTTP(GraphQL[Context, None]):
             decoded = self.decode_json(data)
         except ValueError as error:  # not JSON, or not UTF-8
             raise Refused(400, RefusalCode.BAD_REQUEST, f"Malformed JSON: {error}") from error
+        except RecursionError as error:  # arrays or objects nested thousands deep
+            raise Refused(
+                400, RefusalCode.BAD_REQUEST, "Malformed JSON: nested too deeply"
+            ) from error
         if not isinstance(decoded, dict | list):
             raise Refused(
                 400,
@@ -82,6 +87,17 @@ def _check_content_type(request: Request) -> None:
             f"POST a JSON body with Content-Type: {_JSON} (got {media_type[:100] or 'none'})",
             {"Accept-Post": _JSON},
         )
+
+
+def _normalize_content_type(request: Request) -> None:
+    """Lower-cases the media type (RFC 9110: case-insensitive), which strawberry compares as
+    sent: `Application/JSON` is JSON too. Changed in the scope's own header list, which the
+    request's cached headers share."""
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == b"content-type":
+            media_type, sep, rest = value.partition(b";")
+            headers[i] = (name, media_type.strip().lower() + sep + rest)
 
 
 def _refusal_for(request: Request, error: HTTPException) -> Refused:

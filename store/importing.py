@@ -20,6 +20,7 @@ from domain.import_rows import ImportFormat, Refusal
 from domain.importing import ImportMode, NewProfile, Write
 from domain.merge import MergePlan
 from domain.model import Profile, ProfileState
+from domain.values import is_text
 from store.documents import birth_to_doc, profile_from_doc, utc
 from store.pauses import checkpoint
 from store.pipelines import capture_pipeline, fold_pipeline, list_caps
@@ -203,6 +204,8 @@ class MongoImportJobs:
         await self.jobs.insert_one(_job_to_doc(job))
 
     async def get_job(self, tenant: str, job_id: str) -> ImportJob | None:
+        if not job_id or len(job_id) > 128 or not is_text(job_id):
+            return None  # no job has such an id (a lone surrogate cannot even be encoded)
         doc = await self.jobs.find_one({"_id": job_id, "tenant": tenant})
         return _job_from_doc(doc) if doc else None
 

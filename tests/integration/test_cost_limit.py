@@ -12,9 +12,10 @@ import pytest
 from graphql import GraphQLSchema, parse
 
 from domain.access import Role
+from domain.segments import MAX_SEGMENTS
 from resolvers.root import build_schema
 from server.config import Settings
-from server.cost import LIST_ESTIMATE, operation_cost
+from server.cost import LIST_ESTIMATE, SAVED_FILTER_ESTIMATE, operation_cost
 from server.geo import GeoIP
 from tests.conftest import Api, CommandCounter, running
 from tests.integration.test_batched_loading import README, _readme_dashboard
@@ -74,8 +75,9 @@ async def test_the_alias_attack_is_refused_in_under_50_ms_without_a_database_com
 
 
 async def test_the_readme_dashboard_query_is_well_under_the_limit(schema: GraphQLSchema) -> None:
-    # 50 profiles, each 1 + identities 10 + events 10 + contact card 1 + activity 1 + 5 × 2.
-    assert _cost(schema, _readme_dashboard()) == 1 + 50 * (1 + 33) + 1
+    # The connection 1 + its one windowed event condition 1; 50 profiles, each 1 + identities
+    # 10 + events 10 + contact card 1 + activity 1 + 5 × 2; pageInfo 1.
+    assert _cost(schema, _readme_dashboard()) == 1 + 1 + 50 * (1 + 33) + 1
     assert _cost(schema, _readme_dashboard()) < Settings().max_cost
 
 
@@ -146,8 +148,59 @@ async def test_leaves_are_free_and_lists_of_objects_have_a_fixed_estimate(
 ) -> None:
     assert _cost(schema, "{ profile(id: 1) { id tags mergedFrom properties } }") == 1
     assert _cost(schema, "{ profile(id: 1) { events { name } } }") == 1 + LIST_ESTIMATE
+
+
+async def test_segments_count_as_many_as_a_tenant_may_have_each_evaluating_its_filter(
+    schema: GraphQLSchema,
+) -> None:
+    saved = 1 + SAVED_FILTER_ESTIMATE  # one read, and the saved filter's windowed conditions
+    assert _cost(schema, "{ segments { id } }") == MAX_SEGMENTS
+    assert _cost(schema, "{ segments { count } }") == MAX_SEGMENTS * (1 + saved)
     nested = "{ segments { count members(first: 5) { edges { node { id } } } } }"
-    assert _cost(schema, nested) == LIST_ESTIMATE * (1 + 1 + 5 * 2)
+    assert _cost(schema, nested) == MAX_SEGMENTS * (1 + saved + saved + 5 * 2)
+
+
+async def test_every_windowed_event_condition_of_a_filter_costs_one_aggregation(
+    schema: GraphQLSchema,
+) -> None:
+    where = {"or": [{"event": {"name": f"e{i}", "withinLastDays": 30}} for i in range(5)]}
+    where["or"].append({"event": {"name": "unwindowed"}})
+    page = "query($w: ProfileFilter) { profiles(first: 0, where: $w) { pageInfo { hasNextPage } } }"
+    assert _cost(schema, page, {"w": where}) == 1 + 5 + 1
+    assert _cost(schema, page, {"w": None}) == 1 + 1
+    count = "query($w: ProfileFilter) { profileCount(where: $w) }"
+    assert _cost(schema, count, {"w": where}) == 1 + 5
+    literal = '{ profileCount(where: {not: {event: {name: "e", withinLastDays: 1}}}) }'
+    assert _cost(schema, literal) == 1 + 1
+    assert _cost(schema, "{ profileCount }") == 1
+
+
+async def test_aliased_windowed_filters_cost_at_least_the_commands_they_run(
+    api: Api, commands: CommandCounter
+) -> None:
+    where = {"or": [{"event": {"name": f"e{i}", "withinLastDays": 30}} for i in range(10)]}
+    one = "a%d: profiles(first: 0, where: $w) { pageInfo { hasNextPage } }"
+    query = "query Q($w: ProfileFilter) { " + " ".join(one % i for i in range(5)) + " }"
+    cost = operation_cost(build_schema()._schema, parse(query), None, {"w": where})
+    assert cost is not None
+    await api.post("{ propertyDefinitions { name } }", role=Role.VIEWER)
+    commands.reset()
+    body = await api.post(query, {"w": where}, role=Role.VIEWER)
+    assert "errors" not in body, body
+    assert 5 * 10 <= commands.count <= cost
+
+
+async def test_members_of_every_segment_with_windowed_filters_are_refused_before_any_command(
+    api: Api, commands: CommandCounter
+) -> None:
+    windowed = ", ".join(f'{{event: {{name: "e{i}", withinLastDays: 30}}}}' for i in range(20))
+    await api.ok(
+        'mutation { createSegment(input: {name: "s", filter: {or: [' + windowed + "]}}) "
+        "{ segment { id } } }"
+    )
+    one = "a%d: segments { members(first: 0) { pageInfo { hasNextPage } } }"
+    error, _ = await _refused(api, commands, "{ " + " ".join(one % i for i in range(3)) + " }")
+    assert error["extensions"]["cost"] == 3 * MAX_SEGMENTS * (1 + 1 + SAVED_FILTER_ESTIMATE + 1)
 
 
 async def test_the_readme_shows_the_costs_the_estimator_computes(schema: GraphQLSchema) -> None:

@@ -37,8 +37,8 @@ async def _refused_before_resolvers(
 # The deepest query the schema allows is 8 levels, under the default limit of 10; this test
 # lowers the limit to show the mechanism.
 EIGHT_LEVELS = (
-    "{ segments { members { edges { node { activity { edges { node { ... on Event { name } } }"
-    " } } } } } }"
+    "{ segments { members(first: 1) { edges { node { activity(first: 1) { edges { node {"
+    " ... on Event { name } } } } } } } } }"
 )
 
 

@@ -88,6 +88,24 @@ async def test_a_query_that_is_not_a_string_is_a_bad_request(
     assert "query" in refusal(response, 400, "BAD_REQUEST")
 
 
+async def test_json_nested_thousands_deep_is_a_bad_request(
+    api: Api, commands: CommandCounter, keyed: dict[str, str]
+) -> None:
+    deep = "[" * 50_000 + "]" * 50_000
+    body = '{"query": "{ __typename }", "variables": {"a": ' + deep + "}}"
+    headers = {**keyed, "Content-Type": "application/json"}
+    response = await api.http.post("/graphql", content=body.encode(), headers=headers)
+    assert "deep" in refusal(response, 400, "BAD_REQUEST")
+    deep = "[" * 10_000 + "]" * 10_000  # a URL is shorter than a body
+    response = await api.http.get(
+        "/graphql",
+        params={"query": "{ propertyDefinitions { name } }", "variables": '{"a": ' + deep + "}"},
+        headers=keyed,
+    )
+    assert "deep" in refusal(response, 400, "BAD_REQUEST")
+    assert commands.names == []
+
+
 @pytest.mark.parametrize(
     ("content_type", "body"),
     [
@@ -109,6 +127,19 @@ async def test_a_body_of_another_content_type_is_refused_with_415(
     response = await api.http.post("/graphql", content=body.encode(), headers=headers)
     assert "application/json" in refusal(response, 415, "UNSUPPORTED_MEDIA_TYPE")
     assert commands.names == []
+
+
+@pytest.mark.parametrize("content_type", ["Application/JSON", "APPLICATION/JSON; charset=UTF-8"])
+async def test_the_json_media_type_is_accepted_in_any_case(
+    api: Api, keyed: dict[str, str], content_type: str
+) -> None:
+    response = await api.http.post(
+        "/graphql",
+        content=json.dumps({"query": "{ propertyDefinitions { name } }"}),
+        headers={**keyed, "Content-Type": content_type},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["propertyDefinitions"]
 
 
 async def test_json_with_a_charset_is_accepted(api: Api, keyed: dict[str, str]) -> None:

@@ -4,6 +4,7 @@ PageInfo, and typed fields where a type exists."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,26 @@ async def test_an_id_of_another_tenant_or_kind_or_a_malformed_one_finds_nothing(
         "NOT_FOUND", UPDATE, {"input": {"id": segment_id, "set": {"gender": "f"}}}
     )
     assert error["extensions"]["field"] == "id"
+
+
+async def test_a_not_found_message_is_bounded_however_long_the_id(api: Api) -> None:
+    for gid in (profile_gid("a" * 100_000), "x" * 100_000):
+        error = await api.refused("NOT_FOUND", UPDATE, {"input": {"id": gid, "addTags": ["t"]}})
+        assert len(error["message"]) <= 200, len(error["message"])
+        assert error["extensions"]["field"] == "id"
+
+
+async def test_an_import_job_id_that_cannot_be_stored_finds_nothing(api: Api) -> None:
+    key = await api.key()
+    query = json.dumps("query($id: ID!) { importJob(id: $id) { status } }")
+    for escaped in ("\\ud800x", "\\u0000", "x" * 1000):
+        body = '{"query": ' + query + ', "variables": {"id": "' + escaped + '"}}'
+        response = await api.http.post(
+            "/graphql",
+            content=body.encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        assert response.json() == {"data": {"importJob": None}}, (escaped, response.text)
 
 
 async def test_a_segment_is_not_read_through_node_by_a_key_that_cannot_list(api: Api) -> None:
