@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from domain.identity import IdentityKey, IdentityType
 from domain.model import Profile, Touch
 
 # Values that come from one source belong together: country and timezone (one lookup), first
@@ -61,9 +62,18 @@ def plan_merge(source: Profile) -> MergePlan:
         groups=groups,
         user_id=source.user_id,
         match_keys=source.match_keys,
-        keys=source.keys,
+        keys=tuple(k for k in source.keys if not foreign_user_key(k, source.user_id)),
         touch=last_contact(source.properties),
     )
+
+
+def foreign_user_key(storage_id: str, user_id: str | None) -> bool:
+    """A userId key a profile holds (or has reserved) for a userId other than its own: an
+    identify's claim that the profile has not recorded yet. Once a merge has claimed the
+    profile its userId is fixed, so that claim can never complete there: the merge carries
+    neither the key nor its place in the ledger (domain.merging)."""
+    key = IdentityKey.from_storage_id(storage_id)
+    return key.type is IdentityType.USER_ID and key.value != user_id
 
 
 def last_contact(properties: Mapping[str, Any]) -> Touch | None:

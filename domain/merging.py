@@ -201,7 +201,11 @@ class Merger:
         tenant = source.tenant
         holder, dest = source.id, claim.target_id
         for _ in range(_MAX_HOPS):
-            await self._store.move_records(tenant, holder, dest, claim.merge_id)
+            # The source's userId is fixed since its claim: a userId key it holds for another
+            # is an identify's claim that can never complete, and stays behind to be released.
+            await self._store.move_records(
+                tenant, holder, dest, claim.merge_id, user_id=source.user_id
+            )
             resting = await self._survivors.active(tenant, dest)
             if resting is None:
                 return None, dest

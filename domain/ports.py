@@ -329,10 +329,18 @@ class ProfileStore(Protocol):
         ...
 
     async def move_records(
-        self, tenant: str, from_profile: str, to_profile: str, merge_id: str
+        self,
+        tenant: str,
+        from_profile: str,
+        to_profile: str,
+        merge_id: str,
+        *,
+        user_id: str | None,
     ) -> None:
         """Move identity keys, events and conversations from one profile to another, tagging
-        each moved record with the merge id (what an undo needs)."""
+        each moved record with the merge id (what an undo needs). Of the userId keys, only
+        `user_id`'s moves: another is an identify's claim the source never recorded, which
+        stays behind to be released (domain.merge.foreign_user_key)."""
         ...
 
     async def retire_source(

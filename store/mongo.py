@@ -14,7 +14,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from domain.identity import Channel, Identity, IdentityKey, user_id_key
+from domain.identity import Channel, Identity, IdentityKey, IdentityType, user_id_key
 from domain.matching import keys_of_identity, keys_of_values
 from domain.merge import MergePlan, list_overflow
 from domain.model import (
@@ -657,11 +657,21 @@ class MongoProfileStore(UnmergeSteps):
         await checkpoint("release_merge_claim")
 
     async def move_records(
-        self, tenant: str, from_profile: str, to_profile: str, merge_id: str
+        self,
+        tenant: str,
+        from_profile: str,
+        to_profile: str,
+        merge_id: str,
+        *,
+        user_id: str | None,
     ) -> None:
-        moved = {"tenant": tenant, "profileId": from_profile}
+        moved: dict[str, Any] = {"tenant": tenant, "profileId": from_profile}
         change = {"$set": {"profileId": to_profile}, "$addToSet": {"movedBy": merge_id}}
-        for collection in (self.identities, self.events, self.conversations):
+        foreign: dict[str, Any] = {"type": IdentityType.USER_ID.value}
+        if user_id is not None:
+            foreign["value"] = {"$ne": user_id}
+        await self.identities.update_many({**moved, "$nor": [foreign]}, change)
+        for collection in (self.events, self.conversations):
             await collection.update_many(moved, change)
         await checkpoint("move_records")
 

@@ -973,6 +973,86 @@ async def test_the_conversations_of_a_detached_identity_end_where_the_identity_i
     await assert_invariants(api.db, TENANT)
 
 
+async def _claimed_user_id_scene(api: Api, survivor: str) -> tuple[str, str]:
+    """P: an anonymous profile of visitor-1; Q: the profile it will be merged into, with
+    userId u2 (crm-1's), or anonymous (crm-1's capture). Returns (P, Q)."""
+    p = await _capture(api, "visitor-1")
+    if survivor == "identified":
+        q = (await api.ok(IDENTIFY, identify_input("API", "crm-1", "u2")))["identify"]
+    else:
+        q = (await api.ok(CAPTURE, capture_input("API", "crm-1")))["captureProperties"]
+    return p, str(q["profile"]["id"])
+
+
+async def _merge_p_into_q(api: Api, p: str, q: str, merge: str) -> None:
+    if merge == "manual":
+        await api.ok(MERGE, merge_input(q, p))
+    else:  # visitor-1 identifies as Q's userId: P merges into Q
+        answer = await api.ok(IDENTIFY, identify_input("WEB", "visitor-1", "u2"))
+        assert answer["identify"]["outcome"] == "MERGED"
+    assert (await _doc(api, p))["mergedInto"] == q
+
+
+@pytest.mark.parametrize(
+    ("merge", "survivor"),
+    [("manual", "identified"), ("identify", "identified"), ("manual", "anonymous")],
+)
+async def test_a_user_id_key_claimed_by_an_identify_that_died_stays_behind_when_its_profile_merges(
+    api: Api, merge: str, survivor: str
+) -> None:
+    """Found by the stateful test. identify(visitor-1 as u1) on the anonymous P claims u1's key
+    for P and dies before P records u1; then P is merged into Q (by hand, or by visitor-1
+    identifying as Q's u2). P's userId was fixed (none) when the merge claimed it, so u1's key
+    can never complete on P: it must not move to Q with P's records (Q would hold the key of
+    a userId it does not have), and recovery releases it. Q keeps its own userId."""
+    p, q = await _claimed_user_id_scene(api, survivor)
+    with pytest.raises(Crash):
+        await _dying(api, "claim_identity").services.identify(
+            TENANT, Channel.WEB, "visitor-1", "u1", {}, actor="bot"
+        )
+    assert await _owner(api, "u1", kind="USER_ID") == p  # the claim decided, P not written yet
+
+    await _merge_p_into_q(api, p, q, merge)
+
+    assert await _owner(api, "u1", kind="USER_ID") != q
+    assert (await _doc(api, q)).get("userId") == ("u2" if survivor == "identified" else None)
+    assert f"{TENANT}|USER_ID|u1" not in (await _doc(api, q))["keys"]
+    await assert_invariants(api.db, TENANT)  # recovers first, as a restarted process would
+    assert await _owner(api, "u1", kind="USER_ID") is None
+
+
+@pytest.mark.parametrize("survivor", ["identified", "anonymous"])
+async def test_an_identify_paused_after_its_user_id_claim_while_its_profile_merges_ends_as_if_after(
+    api: Api, survivor: str
+) -> None:
+    """The same window without a death: identify(visitor-1 as u1) pauses right after claiming
+    u1's key for P, P is merged into Q by hand, the identify resumes. It answers as an
+    identify run after the merge: visitor-1 is on Q, so Q takes u1 if it has no userId
+    (IDENTIFIED), and visitor-1 moves to a new profile with u1 if Q has u2 (CREATED)."""
+    p, q = await _claimed_user_id_scene(api, survivor)
+
+    first, second = await interleave(
+        lambda: api.post(IDENTIFY, identify_input("WEB", "visitor-1", "u1")),
+        "claim_identity",
+        lambda: api.post(MERGE, merge_input(q, p)),
+    )
+
+    assert _code(second) is None, second
+    assert _code(first) is None, first
+    outcome = first["data"]["identify"]["outcome"]
+    owner = await _owner(api, "u1", kind="USER_ID")
+    if survivor == "identified":
+        assert outcome == "CREATED"
+        assert owner not in (p, q)
+        assert (await _doc(api, q))["userId"] == "u2"
+    else:
+        assert outcome == "IDENTIFIED"
+        assert owner == q
+        assert (await _doc(api, q))["userId"] == "u1"
+    assert await _owner(api, "visitor-1") == owner
+    await assert_invariants(api.db, TENANT)
+
+
 # ----- part 2: the interleaving matrix ----------------------------------------------------------
 #
 # Each scenario lives in a tenant of its own in one application shared by the module, so that
