@@ -34,10 +34,8 @@ from domain.lifecycle import Lifecycle
 from domain.matching import keys_of_values
 from domain.merge import list_overflow, plan_merge
 from domain.merging import Abandoned, MergeResult
-from domain.model import CaptureWrite, KeyBinding, MergeTrigger, Profile, ProfileState
+from domain.model import CaptureWrite, KeyBinding, MergeTrigger, Profile, Touch
 from domain.ports import Clock, ProfileStore, RecordKind
-
-_UNDER_WAY = (ProfileState.PENDING, ProfileState.MERGING, ProfileState.ERASING)
 
 
 class IdentifyOutcome(StrEnum):
@@ -140,11 +138,14 @@ class Identify:
         key = identity_key(channel, sender_id)
         user_id = check_user_id(user_id)
         values = await self._definitions.validate(tenant, properties or {}, field="properties")
-        result = await self.identify_key(tenant, key, user_id, values, actor=actor, channel=channel)
         # An identify is a contact: it moves the last channel and session, never backwards.
-        touched = await self._store.touch(
-            tenant, result.profile.id, contact(values, channel, self._clock.now())
+        touch = contact(values, channel, self._clock.now())
+        result = await self.identify_key(
+            tenant, key, user_id, values, actor=actor, channel=channel, touch=touch
         )
+        if result.outcome is IdentifyOutcome.MERGED:
+            return result  # the contact was the sender's record's, and merged with it
+        touched = await self._store.touch(tenant, result.profile.id, touch)
         return replace(result, profile=touched) if touched is not None else result
 
     async def identify_key(
@@ -156,6 +157,7 @@ class Identify:
         *,
         actor: str,
         channel: Channel | None = None,
+        touch: Touch | None = None,
     ) -> IdentifyResult:
         for _ in range(MAX_ATTEMPTS):
             identity = await self._store.find_identity(tenant, key)
@@ -174,7 +176,9 @@ class Identify:
                 profile = await self._apply(tenant, current, values)
                 return IdentifyResult(profile, IdentifyOutcome.UNCHANGED)
             if current.user_id is None:
-                result = await self._identify_anonymous(tenant, current, user_id, values, actor)
+                result = await self._identify_anonymous(
+                    tenant, current, user_id, values, actor, touch
+                )
             else:
                 result = await self._switch(tenant, key, identity, user_id, values)
             if result is not None:
@@ -241,11 +245,14 @@ class Identify:
         user_id: str,
         values: Mapping[str, Any],
         actor: str,
+        touch: Touch | None = None,
     ) -> IdentifyResult | None:
         user_key = user_id_key(user_id)
         taken = await self._store.find_identity(tenant, user_key)
         if taken is not None and taken.profile_id != current.id:
-            return await self._merge_into_owner(tenant, current, user_id, taken, values, actor)
+            return await self._merge_into_owner(
+                tenant, current, user_id, taken, values, actor, touch
+            )
         if user_key.storage_id(tenant) not in current.keys:
             # The userId's key takes a place on the profile: reserved before it is claimed,
             # so the limit is decided here and nothing after the claim can fail on it.
@@ -274,7 +281,7 @@ class Identify:
                 profile = await self._apply(tenant, settled, values)
                 return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
             return None
-        return await self._merge_into_owner(tenant, current, user_id, owner, values, actor)
+        return await self._merge_into_owner(tenant, current, user_id, owner, values, actor, touch)
 
     async def _merge_into_owner(
         self,
@@ -284,6 +291,7 @@ class Identify:
         owner: Identity,
         values: Mapping[str, Any],
         actor: str,
+        touch: Touch | None = None,
     ) -> IdentifyResult | None:
         """Another profile holds U's key: the anonymous profile merges into it."""
         existing = await self._owner(tenant, user_id, owner)
@@ -293,10 +301,14 @@ class Identify:
             profile = await self._apply(tenant, existing, values)
             return IdentifyResult(profile, IdentifyOutcome.IDENTIFIED)
         check_merge_limits(self._lifecycle, existing, current, "userId")
-        if values:
-            # The values belong to the sender's record: they merge by the same rules as the
-            # rest of it (fill what the survivor lacks, union lists), never replace.
-            written = await self._apply(tenant, current, values)
+        if values or touch is not None:
+            # The values and the contact belong to the sender's record: they merge by the same
+            # rules as the rest of it (fill what the survivor lacks, union lists, the later
+            # contact), never replace; an unmerge gives them back to the sender's record.
+            write = CaptureWrite(
+                set=dict(values), match_keys=tuple(keys_of_values(values)), touch=touch
+            )
+            written = await self._senders.write(tenant, current.id, write) or current
             if written.id != current.id:
                 return None  # it was merged elsewhere meanwhile: look again
             current = written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from schema.ids import parse
@@ -92,3 +93,10 @@ async def state_of(api: Api, profile_id: str) -> dict[str, Any]:
             [(d["_id"], _plain(d)) async for d in db["conversations"].find(owned)], key=repr
         ),
     }
+
+
+def with_contact(state: dict[str, Any], channel: str, answered: dict[str, Any]) -> dict[str, Any]:
+    """A profile's state after a contact through `channel` at the time an answered profile
+    gives as its lastSession (the identify's own contact, as the survivor answered it)."""
+    at = datetime.fromisoformat(answered["lastSession"])
+    return {**state, "props": {**state["props"], "lastChannel": channel, "lastSession": at}}
