@@ -172,6 +172,12 @@ class Identify:
             if current is None:
                 await self._store.release_identity(tenant, key, identity.profile_id)  # erased
                 continue
+            if key.storage_id(tenant) not in current.keys:
+                # Not in its profile's ledger: an unmerge finished on the way may have taken
+                # the sender back to its own profile. Read it again before deciding.
+                again = await self._store.find_identity(tenant, key)
+                if again is None or again.profile_id != current.id:
+                    continue
             if current.user_id == user_id:
                 profile = await self._apply(tenant, current, values)
                 return IdentifyResult(profile, IdentifyOutcome.UNCHANGED)

@@ -157,9 +157,15 @@ class Lifecycle:
         """The key of userId U points at `profile_id`: that profile with U, completed if it
         lacked it; or None after releasing the key if the profile can never take U (erased,
         merged away, or holding another userId, which never changes); or None (look again)
-        while an operation on it is under way. A key is never released while its profile could
-        still take U: a late writer would give U to a profile without its key."""
+        while an operation on it is under way (finished first; after an unmerge, always: it
+        may take the key back). A key is never released while its profile could still take U:
+        a late writer would give U to a profile without its key."""
         raw = await self._store.get_profile(tenant, profile_id)
+        if raw is not None and raw.unmerging is not None:
+            # An unmerge under way on it may give U (and its key) back to the source: finish
+            # it, then look again at where the key is.
+            await self.active(tenant, profile_id)
+            return None
         if raw is not None and raw.state in _UNDER_WAY:
             await self.active(tenant, profile_id)  # finish what is under way
             raw = await self._store.get_profile(tenant, profile_id)

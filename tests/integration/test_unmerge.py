@@ -627,3 +627,40 @@ async def test_a_merge_recorded_before_merges_recorded_their_fold_is_refused(api
     error = await api.refused("MERGE_CONFLICT", UNMERGE, unmerge_input(merge_id), role=Role.AGENT)
     assert "cannot be undone exactly" in error["message"]
 
+
+@pytest.mark.parametrize("who", ["the returning sender", "a new sender"])
+@pytest.mark.parametrize("step", STEPS)
+async def test_an_identify_meeting_an_unmerge_paused_after_any_step_finishes_it_first(
+    api: Api, step: str, who: str
+) -> None:
+    """S (u-s, through crm-s) was merged by hand into the anonymous T, which took u-s. The
+    unmerge pauses after each step in turn while an identify as u-s runs, through crm-s (which
+    goes back) or through a sender never seen: it meets the unmerge half-done (on T's mark, on
+    S in UNMERGING, or on u-s's key in either place) and finishes it rather than waiting, then
+    answers as run after it: the sender is on S, which has u-s again, and T is as before."""
+    s = await api.ok(IDENTIFY, identify_input("API", "crm-s", "u-s", {"firstName": "Sam"}))
+    source = s["identify"]["profile"]["id"]
+    t = await api.ok(CAPTURE, capture_input("WEB", "t1", {"language": "en"}))
+    target = t["captureProperties"]["profile"]["id"]
+    t0 = await state_of(api, target)
+    await api.ok(MERGE, merge_input(target, source))
+    merge_id = await merge_id_of(api, target, source)
+    sender, key = ("API", "crm-s"), "API|crm-s"
+    if who == "a new sender":
+        sender, key = ("WEB", "n1"), "VISITOR|n1"
+
+    first, second = await interleave(
+        lambda: api.post(UNMERGE, unmerge_input(merge_id), role=Role.AGENT),
+        step,
+        lambda: api.post(IDENTIFY, identify_input(*sender, "u-s")),
+    )
+
+    assert _code(first) in (None, "MERGE_CONFLICT"), first
+    assert _code(second) is None, second
+    answer = second["data"]["identify"]
+    assert answer["profile"]["id"] == source
+    assert answer["outcome"] == ("UNCHANGED" if who == "the returning sender" else "SWITCHED")
+    assert await _owner(api, key) == source
+    assert await _owner(api, "USER_ID|u-s") == source
+    assert await state_of(api, target) == t0
+    await assert_invariants(api.db, TENANT)
