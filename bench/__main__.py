@@ -376,25 +376,31 @@ async def _measure(api: Server, plain: Server, key: str) -> tuple[list[Figures],
         await plain_driver.client.aclose()
 
 
+def _engine(workdir: Path, processes: list[subprocess.Popen[bytes]]) -> tuple[str, str]:
+    """The database to measure against and how to name it: MONGODB_URI when set, otherwise
+    the embedded engine started in a process of its own (added to `processes`)."""
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        return uri, "MongoDB at MONGODB_URI"
+    engine_process = subprocess.Popen(
+        [sys.executable, "-m", "store.embedded", "--path", str(workdir / "bench.sqlite")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    processes.append(engine_process)
+    if engine_process.stdout is None:  # pragma: no cover - PIPE was asked for
+        raise SystemExit("the engine gave no address")
+    uri = engine_process.stdout.readline().decode().strip()
+    return uri, "the embedded engine (mongoeco on SQLite) in its own process"
+
+
 def main() -> None:
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="p360-bench-"))
     key = f"p360_{secrets.token_urlsafe(24)}"
     processes: list[subprocess.Popen[bytes]] = []
-    uri = os.environ.get("MONGODB_URI")
-    engine = "MongoDB at MONGODB_URI"
     try:
-        if not uri:
-            engine_process = subprocess.Popen(
-                [sys.executable, "-m", "store.embedded", "--path", str(workdir / "bench.sqlite")],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-            )
-            processes.append(engine_process)
-            if engine_process.stdout is None:  # pragma: no cover - PIPE was asked for
-                raise SystemExit("the engine gave no address")
-            uri = engine_process.stdout.readline().decode().strip()
-            engine = "the embedded engine (mongoeco on SQLite) in its own process"
+        uri, engine = _engine(workdir, processes)
         env = {
             "MONGODB_URI": uri,
             "BOOTSTRAP_TENANT": "bench",

@@ -14,7 +14,6 @@ import asyncio
 import os
 import secrets
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.__main__ import ROOT, _cpu_seconds, _graphql_commands, _start
+from bench.__main__ import ROOT, _cpu_seconds, _engine, _graphql_commands, _start
 from bench.import_data import DEFINITIONS, awkward_csv
 
 RESULTS = ROOT / "bench" / "results.md"
@@ -115,20 +114,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="p360-bench-import-"))
     key = f"p360_{secrets.token_urlsafe(24)}"
     processes: list[subprocess.Popen[bytes]] = []
-    uri = os.environ.get("MONGODB_URI")
-    engine = "MongoDB at MONGODB_URI"
     try:
-        if not uri:
-            engine_process = subprocess.Popen(
-                [sys.executable, "-m", "store.embedded", "--path", str(workdir / "bench.sqlite")],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-            )
-            processes.append(engine_process)
-            if engine_process.stdout is None:  # pragma: no cover - PIPE was asked for
-                raise SystemExit("the engine gave no address")
-            uri = engine_process.stdout.readline().decode().strip()
-            engine = "the embedded engine (mongoeco on SQLite) in its own process"
+        uri, engine = _engine(workdir, processes)
         env = {
             "MONGODB_URI": uri,
             "MONGODB_DB": f"bench_import_{secrets.token_hex(3)}",

@@ -16,7 +16,7 @@ from schema.activity import Conversation, Event
 from schema.context import Info
 from schema.cursors import profile_after
 from schema.enums import Channel
-from schema.filters import ProfileFilter
+from schema.filters import Search, Where
 from schema.ids import Kind, key_of, parse, require
 from schema.imports import ImportJob
 from schema.node import Node
@@ -159,17 +159,8 @@ class Query(UnmergeQuery, ViewerQuery):
     async def profiles(
         self,
         info: Info,
-        where: Annotated[
-            ProfileFilter | None,
-            strawberry.argument(description="Only profiles matching this filter"),
-        ] = None,
-        search: Annotated[
-            str | None,
-            strawberry.argument(
-                description="Only profiles whose first or last name, email, phone or userId "
-                "contains this text (case-insensitive)"
-            ),
-        ] = None,
+        where: Where = None,
+        search: Search = None,
         first: First = DEFAULT_PAGE,
         after: After = None,
     ) -> ProfileConnection:

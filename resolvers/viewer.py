@@ -3,14 +3,12 @@ filter matches."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import strawberry
 
 from domain.errors import Unauthenticated
 from resolvers.permissions import CanList, CanReadProfile
 from schema.context import Info
-from schema.filters import ProfileFilter
+from schema.filters import Search, Where
 from schema.viewer import Viewer
 
 
@@ -34,17 +32,8 @@ class ViewerQuery:
     async def profile_count(
         self,
         info: Info,
-        where: Annotated[
-            ProfileFilter | None,
-            strawberry.argument(description="Only profiles matching this filter"),
-        ] = None,
-        search: Annotated[
-            str | None,
-            strawberry.argument(
-                description="Only profiles whose first or last name, email, phone or userId "
-                "contains this text (case-insensitive)"
-            ),
-        ] = None,
+        where: Where = None,
+        search: Search = None,
     ) -> int:
         principal = info.context.principal
         if principal is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import strawberry
 
@@ -145,3 +145,17 @@ class SavedFilter:
             if event is not None
             else None,
         )
+
+
+# The arguments that narrow a list or a count of profiles (`profiles`, `profileCount`).
+Where = Annotated[
+    ProfileFilter | None,
+    strawberry.argument(description="Only profiles matching this filter"),
+]
+Search = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Only profiles whose first or last name, email, phone or userId "
+        "contains this text (case-insensitive)"
+    ),
+]
