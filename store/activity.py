@@ -106,14 +106,18 @@ class MongoActivityStore:
         }
         if event.identity is not None:
             doc["identity"] = event.identity
-        try:
-            await self.events.insert_one(doc)
-        except DuplicateKeyError:
-            existing = await self.events.find_one({"_id": event.id})
-            if existing is None:  # erased between the two calls
-                raise
-            return _event(existing), bool(existing.get("pending"))
-        return event, True
+        for _ in range(3):
+            try:
+                await self.events.insert_one(doc)
+            except DuplicateKeyError:
+                existing = await self.events.find_one({"_id": event.id})
+                if existing is None:
+                    # An erasure deleted it between the two calls: insert again; the caller's
+                    # check of the profile then follows the survivor or deletes the event.
+                    continue
+                return _event(existing), bool(existing.get("pending"))
+            return event, True
+        raise DuplicateKeyError(f"event {event.id} kept coming and going", 11000)
 
     async def settle_event(self, tenant: str, event_key: str) -> None:
         # Only the flag: a merge may have moved the event meanwhile, and that stays true.
