@@ -394,6 +394,16 @@ def _engine(workdir: Path, processes: list[subprocess.Popen[bytes]]) -> tuple[st
     return uri, "the embedded engine (mongoeco on SQLite) in its own process"
 
 
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop what a bench started, newest first; kill what does not stop within 20 s."""
+    for process in reversed(processes):
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def main() -> None:
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="p360-bench-"))
@@ -433,12 +443,7 @@ def main() -> None:
         _write(graphql, baseline, engine, time.perf_counter() - started)
         print(RESULTS.read_text())
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
 
 
 if __name__ == "__main__":

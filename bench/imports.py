@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.__main__ import ROOT, _cpu_seconds, _engine, _graphql_commands, _start
+from bench.__main__ import ROOT, _cpu_seconds, _engine, _graphql_commands, _start, _stop
 from bench.import_data import DEFINITIONS, awkward_csv
 
 RESULTS = ROOT / "bench" / "results.md"
@@ -132,12 +132,7 @@ def main() -> None:
         _write(section)
         print(section)
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
 
 
 if __name__ == "__main__":
