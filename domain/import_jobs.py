@@ -7,6 +7,11 @@ it was in are applied again, which changes nothing more (every write of an impor
 idempotent), so the data equal an uninterrupted run. Rows applied before the crash and
 after the checkpoint count as unchanged when they are applied again.
 
+Counts: every row read either changed something (written) or did not (unchanged), so
+written + unchanged = read; refused counts the rows reported refused, which changed nothing
+unless the rules refused them part-way (see domain.importing.RowOutcome). Run a file twice
+and the second run reads every row as unchanged, its refused rows reported again.
+
 Memory holds one batch of rows at a time, whatever the size of the file.
 """
 
@@ -31,7 +36,7 @@ from domain.import_rows import (
     read_header,
     read_rows,
 )
-from domain.importing import Importer, ImportMode, RowOutcome
+from domain.importing import Importer, ImportMode
 from domain.ports import Clock
 
 DEFAULT_BATCH_ROWS = 200
@@ -47,7 +52,8 @@ class JobStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ImportCounts:
-    """Rows read so far, and what became of them (written + unchanged + refused = read)."""
+    """Rows read so far, and what became of them: written + unchanged = read; refused rows
+    are among the unchanged ones (or the written ones, if refused part-way)."""
 
     read: int = 0
     written: int = 0
@@ -220,12 +226,14 @@ class ImportRunner:
                 refused_rows.add(raw.number)
         outcomes, refused = await self._importer.apply(job.tenant, rows, job.mode, job.actor)
         refusals.extend(refused)
-        values = list(outcomes.values())
+        written = sum(1 for outcome in outcomes.values() if outcome.changed)
         counts = ImportCounts(
             read=job.counts.read + len(raws),
-            written=job.counts.written + values.count(RowOutcome.WRITTEN),
-            unchanged=job.counts.unchanged + values.count(RowOutcome.UNCHANGED),
-            refused=job.counts.refused + len(refused_rows) + values.count(RowOutcome.REFUSED),
+            written=job.counts.written + written,
+            unchanged=job.counts.unchanged + len(raws) - written,
+            refused=job.counts.refused
+            + len(refused_rows)
+            + sum(1 for outcome in outcomes.values() if outcome.refused),
         )
         last = raws[-1]
         job = replace(

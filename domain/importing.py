@@ -72,9 +72,22 @@ class ImportMode(StrEnum):
 
 
 class RowOutcome(StrEnum):
+    """What a row did: whether it changed anything, and whether the rules refused it. A row
+    the rules refused after some of it was written (a change made meanwhile by someone else
+    refused a later step) is REFUSED_AFTER_WRITING: it counts as written and as refused."""
+
     WRITTEN = "WRITTEN"
     UNCHANGED = "UNCHANGED"
     REFUSED = "REFUSED"
+    REFUSED_AFTER_WRITING = "REFUSED_AFTER_WRITING"
+
+    @property
+    def changed(self) -> bool:
+        return self in (RowOutcome.WRITTEN, RowOutcome.REFUSED_AFTER_WRITING)
+
+    @property
+    def refused(self) -> bool:
+        return self in (RowOutcome.REFUSED, RowOutcome.REFUSED_AFTER_WRITING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,16 +322,22 @@ class Importer:
         outcomes: dict[int, RowOutcome],
         refusals: list[Refusal],
     ) -> None:
+        wrote = [False]
+        refused = RowOutcome.REFUSED
         try:
-            changed = await self.apply_one(tenant, row, mode, actor)
+            changed = await self.apply_one(tenant, row, mode, actor, wrote)
         except DomainError as error:
             refusals.append(_refusal(row, error))
-            outcomes[row.number] = RowOutcome.REFUSED
+            if wrote[0] or outcomes.get(row.number) is RowOutcome.WRITTEN:
+                refused = RowOutcome.REFUSED_AFTER_WRITING
+            outcomes[row.number] = refused
             return
         except Contention as error:
             message = f"{error}; import the file again"
             refusals.append(Refusal(row.number, "row", ErrorCode.INTERNAL.value, message))
-            outcomes[row.number] = RowOutcome.REFUSED
+            if wrote[0] or outcomes.get(row.number) is RowOutcome.WRITTEN:
+                refused = RowOutcome.REFUSED_AFTER_WRITING
+            outcomes[row.number] = refused
             return
         if outcomes.get(row.number) is not RowOutcome.WRITTEN:
             outcomes[row.number] = RowOutcome.WRITTEN if changed else RowOutcome.UNCHANGED
@@ -406,13 +425,21 @@ class Importer:
                 outcomes[row.number] = RowOutcome.WRITTEN
         return retry
 
-    async def apply_one(self, tenant: str, row: ImportRow, mode: ImportMode, actor: str) -> bool:
+    async def apply_one(
+        self,
+        tenant: str,
+        row: ImportRow,
+        mode: ImportMode,
+        actor: str,
+        wrote: list[bool] | None = None,
+    ) -> bool:
         """One row through the normal use cases; whether it changed anything.
 
         The row is checked whole first (`_check_whole`). Should a change made meanwhile by
         someone else make a later step refuse anyway, the refusal says what of the row was
-        written already (its userId, merges or keys: each a complete step of the rules)."""
-        wrote = [False]
+        written already (its userId, merges or keys: each a complete step of the rules), and
+        `wrote[0]` is set when anything was."""
+        wrote = [False] if wrote is None else wrote
         try:
             await self._check_whole(tenant, row, mode)
             target, changed = await self._together(tenant, row, actor, wrote)

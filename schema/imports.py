@@ -93,8 +93,14 @@ class ImportJob:
     format: ImportFormat = strawberry.field(description="The file's format")
     rows_read: int = strawberry.field(description="Rows read so far (checkpointed)")
     written: int = strawberry.field(description="Rows that changed profiles")
-    unchanged: int = strawberry.field(description="Rows whose values were all there already")
-    refused: int = strawberry.field(description="Rows refused (see `refusedRows`)")
+    unchanged: int = strawberry.field(
+        description="Rows that changed nothing: their values were all there already, or they "
+        "were refused (`written` + `unchanged` = `rowsRead`)"
+    )
+    refused: int = strawberry.field(
+        description="Rows refused (see `refusedRows`); each is counted as unchanged too, or as "
+        "written if a change made meanwhile refused it after part of it was written"
+    )
     bytes_read: int = strawberry.field(description="Bytes of the file read so far")
     total_bytes: int = strawberry.field(description="The file's size in bytes")
     created_at: datetime = strawberry.field(description="When the job was created")

@@ -130,7 +130,7 @@ def progress_line(progress: Progress) -> str:
     c = job.counts
     share = f"{100 * job.offset / job.total_bytes:5.1f}%" if job.total_bytes else "  ?  "
     return (
-        f"{share} rows read {c.read}, written {c.written}, unchanged {c.unchanged}, "
+        f"{share} rows read {c.read}: written {c.written}, unchanged {c.unchanged}; "
         f"refused {c.refused} | {progress.rows_per_second:.0f} rows/s | "
         f"elapsed {_duration(progress.elapsed)}, left {_duration(progress.seconds_left)}"
     )
@@ -198,8 +198,8 @@ def summary(job: ImportJob, first_refusals: list[Any]) -> int:
     c = job.counts
     elapsed = (job.finished_at or job.updated_at) - job.created_at
     print(
-        f"import job {job.id} {job.status.value}: rows read {c.read}, written {c.written}, "
-        f"unchanged {c.unchanged}, refused {c.refused} (total time {elapsed.total_seconds():.1f} s)"
+        f"import job {job.id} {job.status.value}: rows read {c.read}: written {c.written}, "
+        f"unchanged {c.unchanged}; refused {c.refused} (total time {elapsed.total_seconds():.1f} s)"
     )
     if job.error:
         print(f"error: {job.error}", file=sys.stderr)

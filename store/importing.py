@@ -1,8 +1,10 @@
 """The MongoDB side of imports: bulk births, key claims and value writes, and job documents.
 
 Each bulk command carries many single-document writes, each conditional on its own document
-(an insert that may hit a duplicate `_id`, an update guarded by the profile's state), so a
+(an insert of an `_id` only if nobody holds it, an update guarded by the profile's state), so a
 batch needs no transaction and a partial batch is a set of complete single-document steps.
+New documents go in through store.inserts (an upsert on the `_id` that only sets on insert:
+the same claim as an insert, one command per batch).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
 
 from domain.identity import Channel, IdentityKey
 from domain.import_jobs import ImportCounts, ImportJob, JobStatus
@@ -22,10 +23,10 @@ from domain.merge import MergePlan
 from domain.model import Profile, ProfileState
 from domain.values import is_text
 from store.documents import birth_to_doc, profile_from_doc, utc
+from store.inserts import insert_absent
 from store.pauses import checkpoint
 from store.pipelines import capture_pipeline, fold_pipeline, list_caps
 
-_DUPLICATE_KEY = 11000
 PENDING = ProfileState.PENDING.value
 
 
@@ -70,7 +71,7 @@ class MongoBulkImportStore:
             }
             for b in births
         ]
-        await self._profiles.insert_many(docs, ordered=False)
+        await insert_absent(self._profiles, docs)  # fresh ids: none is held
         await checkpoint("import_insert_births")
 
     async def claim_keys(
@@ -91,17 +92,9 @@ class MongoBulkImportStore:
             }
             for key, channel, profile_id in claims
         ]
-        lost: set[tuple[IdentityKey, str]] = set()
-        try:
-            await self._identities.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
-            for failure in error.details.get("writeErrors", []):
-                if failure.get("code") != _DUPLICATE_KEY:
-                    raise
-                key, _, profile_id = claims[failure["index"]]
-                lost.add((key, profile_id))
+        held = await insert_absent(self._identities, docs)
         await checkpoint("import_claim_keys")
-        return lost
+        return {(claims[i][0], claims[i][2]) for i in held}
 
     async def discard_births(self, tenant: str, profile_ids: Sequence[str]) -> None:
         await self._profiles.delete_many(
@@ -242,11 +235,7 @@ class MongoImportJobs:
                 }
                 for r in refusals
             ]
-            try:
-                await self.refused.insert_many(docs, ordered=False)
-            except BulkWriteError as error:
-                if any(e.get("code") != _DUPLICATE_KEY for e in error.details["writeErrors"]):
-                    raise
+            await insert_absent(self.refused, docs)  # recorded already: the same refusal
         doc = _job_to_doc(job)
         del doc["_id"]
         result = await self.jobs.update_one({"_id": job.id, "owner": job.owner}, {"$set": doc})

@@ -38,6 +38,7 @@ from store.documents import (
     profile_from_doc,
 )
 from store.filters import FilterCompiler
+from store.inserts import insert_one_absent
 from store.pauses import checkpoint
 from store.pipelines import (
     capture_pipeline,
@@ -130,9 +131,7 @@ class MongoProfileStore(UnmergeSteps):
         if unsettled:
             doc["unsettled"] = now
         for _ in range(_DUPLICATE_RETRIES):
-            try:
-                await self.identities.insert_one(doc)
-            except DuplicateKeyError:
+            if not await insert_one_absent(self.identities, doc):
                 existing = await self.find_identity(tenant, key)
                 if existing is not None:
                     return existing
@@ -221,7 +220,8 @@ class MongoProfileStore(UnmergeSteps):
     async def insert_pending(
         self, tenant: str, profile_id: str, birth: Birth, user_id: str | None, now: datetime
     ) -> None:
-        await self.profiles.insert_one(
+        inserted = await insert_one_absent(
+            self.profiles,
             {
                 "_id": profile_id,
                 "tenant": tenant,
@@ -234,8 +234,10 @@ class MongoProfileStore(UnmergeSteps):
                 "matchKeys": [k for b in birth.keys for k in keys_of_identity(b.key)],
                 "createdAt": now,
                 "updatedAt": now,
-            }
+            },
         )
+        if not inserted:  # ids are fresh: only a bug could reuse one
+            raise RuntimeError(f"profile id {profile_id} is taken")
         await checkpoint("insert_pending")
 
     async def activate(self, tenant: str, profile_id: str, now: datetime) -> Profile | None:
