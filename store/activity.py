@@ -23,6 +23,7 @@ from domain.events import (
 from domain.identity import Channel
 from domain.ports import ActivityRows
 from store.documents import utc
+from store.inserts import insert_one_absent
 
 
 def _event(doc: Mapping[str, Any]) -> Event:
@@ -107,9 +108,7 @@ class MongoActivityStore:
         if event.identity is not None:
             doc["identity"] = event.identity
         for _ in range(3):
-            try:
-                await self.events.insert_one(doc)
-            except DuplicateKeyError:
+            if not await insert_one_absent(self.events, doc):
                 existing = await self.events.find_one({"_id": event.id})
                 if existing is None:
                     # An erasure deleted it between the two calls: insert again; the caller's

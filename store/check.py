@@ -28,6 +28,7 @@ from domain.lifecycle import MAX_REDIRECT_HOPS, ChainTooLong, Lifecycle, Recover
 from domain.model import ProfileState
 from domain.ports import Clock, RecordKind
 from store.documents import Document, utc
+from store.lists import chunked, one_of
 from store.mongo import MongoProfileStore
 
 PAGE_SIZE = 500
@@ -206,7 +207,7 @@ class InvariantChecker:
         if not wanted:
             return {}
         fields = {"tenant": 1, "state": 1, "userId": 1}
-        cursor = self._profiles.find({"_id": {"$in": wanted}}, fields)
+        cursor = self._profiles.find(one_of("_id", wanted), fields)
         return {doc["_id"]: doc async for doc in cursor}
 
     async def _bound_identities(self, profiles: Sequence[Document]) -> dict[str, list[str]]:
@@ -242,7 +243,7 @@ class InvariantChecker:
             unknown = sorted({n for _, _, n in chains if n and n not in known})
             if unknown:
                 fields = {"tenant": 1, "state": 1, "mergedInto": 1}
-                async for doc in self._profiles.find({"_id": {"$in": unknown}}, fields):
+                async for doc in self._profiles.find(one_of("_id", unknown), fields):
                     known[doc["_id"]] = doc
             going: list[tuple[Document, list[str], str]] = []
             for start, seen, next_id in chains:
@@ -359,7 +360,13 @@ def _owned_by(profiles: Sequence[Document]) -> dict[str, Any] | None:
         by_tenant[doc["tenant"]].append(doc["_id"])
     if not by_tenant:
         return None
-    return {"$or": [{"tenant": t, "profileId": {"$in": ids}} for t, ids in by_tenant.items()]}
+    return {
+        "$or": [
+            {"tenant": tenant, **one_of("profileId", chunk)}
+            for tenant, ids in by_tenant.items()
+            for chunk in chunked(ids)
+        ]
+    }
 
 
 def _redirect_of(doc: Document) -> str:

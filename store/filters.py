@@ -22,6 +22,7 @@ from domain.filters import (
 )
 from domain.ports import ProfileQuery
 from domain.properties import PropertyType
+from store.lists import none_of, one_of
 
 MAX_SEARCH_LENGTH = 100
 _TOP_LEVEL = {"userId": "userId", "createdAt": "createdAt", "updatedAt": "updatedAt"}
@@ -102,15 +103,15 @@ class FilterCompiler:
         ]
         counts = {row["_id"]: row["count"] async for row in await self._events.aggregate(pipeline)}
         if not node.did:
-            return {"_id": {"$nin": list(counts)}}
+            return none_of("_id", counts)
         low = 1 if node.min_count is None else node.min_count
         high = node.max_count
         if low >= 1:
             ids = [p for p, n in counts.items() if n >= low and (high is None or n <= high)]
-            return {"_id": {"$in": ids}}
+            return one_of("_id", ids)
         if high is None:
             return _MATCH_ALL
-        return {"_id": {"$nin": [p for p, n in counts.items() if n > high]}}
+        return none_of("_id", [p for p, n in counts.items() if n > high])
 
 
 def _summary_condition(node: EventCondition) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from domain.model import Profile, ProfileState
 from domain.values import is_text
 from store.documents import birth_to_doc, profile_from_doc, utc
 from store.inserts import insert_absent
+from store.lists import one_of
 from store.pauses import checkpoint
 from store.pipelines import capture_pipeline, fold_pipeline, list_caps
 
@@ -42,15 +43,13 @@ class MongoBulkImportStore:
             return {}
         by_id = {key.storage_id(tenant): key for key in keys}
         # One reply for the whole batch (the default first batch stops at 101 documents).
-        cursor = self._identities.find({"_id": {"$in": list(by_id)}}, {"profileId": 1}).batch_size(
-            len(by_id)
-        )
-        return {by_id[doc["_id"]]: doc["profileId"] async for doc in cursor}
+        cursor = self._identities.find(one_of("_id", by_id), {"profileId": 1})
+        return {by_id[doc["_id"]]: doc["profileId"] async for doc in cursor.batch_size(len(by_id))}
 
     async def profiles(self, tenant: str, profile_ids: Sequence[str]) -> dict[str, Profile]:
         if not profile_ids:
             return {}
-        query = {"_id": {"$in": list(profile_ids)}, "tenant": tenant}
+        query = {**one_of("_id", profile_ids), "tenant": tenant}
         cursor = self._profiles.find(query).batch_size(len(profile_ids))
         return {doc["_id"]: profile_from_doc(doc) async for doc in cursor}
 
@@ -98,14 +97,14 @@ class MongoBulkImportStore:
 
     async def discard_births(self, tenant: str, profile_ids: Sequence[str]) -> None:
         await self._profiles.delete_many(
-            {"_id": {"$in": list(profile_ids)}, "tenant": tenant, "state": PENDING}
+            {**one_of("_id", profile_ids), "tenant": tenant, "state": PENDING}
         )
 
     async def activate_births(self, tenant: str, profile_ids: Sequence[str], now: datetime) -> None:
         if not profile_ids:
             return
         await self._profiles.update_many(
-            {"_id": {"$in": list(profile_ids)}, "tenant": tenant, "state": PENDING},
+            {**one_of("_id", profile_ids), "tenant": tenant, "state": PENDING},
             {"$set": {"updatedAt": now}, "$unset": {"state": "", "stateAt": "", "birth": ""}},
         )
         await checkpoint("import_activate_births")
