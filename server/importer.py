@@ -125,12 +125,18 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
+BAR = 20  # characters of the progress bar
+
+
 def progress_line(progress: Progress) -> str:
     job = progress.job
     c = job.counts
-    share = f"{100 * job.offset / job.total_bytes:5.1f}%" if job.total_bytes else "  ?  "
+    done = job.offset / job.total_bytes if job.total_bytes else 0.0
+    filled = round(BAR * min(done, 1.0))
+    bar = "[" + "#" * filled + "-" * (BAR - filled) + "]"
+    share = f"{100 * done:5.1f}%" if job.total_bytes else "  ?  "
     return (
-        f"{share} rows read {c.read}: written {c.written}, unchanged {c.unchanged}; "
+        f"{bar} {share} rows read {c.read}: written {c.written}, unchanged {c.unchanged}; "
         f"refused {c.refused} | {progress.rows_per_second:.0f} rows/s | "
         f"elapsed {_duration(progress.elapsed)}, left {_duration(progress.seconds_left)}"
     )
