@@ -322,22 +322,20 @@ class Importer:
         outcomes: dict[int, RowOutcome],
         refusals: list[Refusal],
     ) -> None:
-        wrote = [False]
-        refused = RowOutcome.REFUSED
+        # A row born in bulk whose other keys were taken meanwhile comes here written already.
+        wrote = [outcomes.get(row.number) is RowOutcome.WRITTEN]
         try:
             changed = await self.apply_one(tenant, row, mode, actor, wrote)
         except DomainError as error:
             refusals.append(_refusal(row, error))
-            if wrote[0] or outcomes.get(row.number) is RowOutcome.WRITTEN:
-                refused = RowOutcome.REFUSED_AFTER_WRITING
-            outcomes[row.number] = refused
+            outcomes[row.number] = _refused(wrote[0])
             return
         except Contention as error:
             message = f"{error}; import the file again"
+            if wrote[0]:
+                message += PARTLY_WRITTEN
             refusals.append(Refusal(row.number, "row", ErrorCode.INTERNAL.value, message))
-            if wrote[0] or outcomes.get(row.number) is RowOutcome.WRITTEN:
-                refused = RowOutcome.REFUSED_AFTER_WRITING
-            outcomes[row.number] = refused
+            outcomes[row.number] = _refused(wrote[0])
             return
         if outcomes.get(row.number) is not RowOutcome.WRITTEN:
             outcomes[row.number] = RowOutcome.WRITTEN if changed else RowOutcome.UNCHANGED
@@ -600,6 +598,10 @@ class Importer:
             await self._lifecycle.rehome(
                 tenant, RecordKind.IDENTITY, key.storage_id(tenant), to.id, settle=True
             )
+
+
+def _refused(wrote: bool) -> RowOutcome:
+    return RowOutcome.REFUSED_AFTER_WRITING if wrote else RowOutcome.REFUSED
 
 
 def _refusal(row: ImportRow, error: DomainError) -> Refusal:

@@ -49,7 +49,9 @@ class ImportJobStatus(Enum):
 
 
 @strawberry.type(
-    description="A row (or one cell of it) the import refused; nothing of it was written"
+    description="A row (or one cell of it) the import refused. Nothing of it was written, "
+    "unless its message says a change made meanwhile refused it part-way (then the steps "
+    "already done stay, and the row counts as written)"
 )
 class ImportRefusal:
     row: int = strawberry.field(

@@ -5,8 +5,9 @@ first writer of an `_id` holds it, and the result says whether this write was th
 one, exactly what an insert that may meet a duplicate key says. On MongoDB the two cost
 alike. On the embedded engine (mongoeco) an insert decodes every document of its collection
 to compare `_id`s, while an upsert looks its `_id` up, so writes stay cheap as a tenant grows
-to tens of thousands of profiles. Documents whose field names hold `.` or `$` (event
-properties) cannot be written this way and keep using plain inserts.
+to tens of thousands of profiles. `$setOnInsert` takes the document's fields as they are;
+stored field names never hold `.` or start with `$` (domain.values checks every key, event
+properties' included), so every document can be written this way.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.import_data import DEFINITIONS, awkward_csv
 from domain.access import Role
 from domain.identity import IdentityKey, IdentityType
@@ -425,3 +427,69 @@ async def test_a_claim_of_a_held_key_is_lost_and_leaves_the_key_as_it_was(api: A
     claimed = await identities.find_one({"_id": free.storage_id(TENANT)})
     assert claimed is not None
     assert claimed["profileId"] == "p-other"
+
+
+FIVE = b"userId,identity.WEB,plan\r\n" + b"".join(
+    f"p{i}@example.com,v-{i};w-{i},gold\r\n".encode() for i in range(5)
+)
+
+
+@pytest.mark.parametrize(
+    ("step", "skip"),
+    [
+        ("import_insert_births", 0),
+        ("import_claim_keys", 0),
+        ("import_claim_keys", 1),
+        ("import_activate_births", 0),
+    ],
+)
+async def test_recovery_cutting_into_bulk_births_leaves_every_row_whole_and_counted(
+    api: Api, tmp_path: Path, step: str, skip: int
+) -> None:
+    await define(api)
+    run = await _run_file(api, tmp_path, FIVE)
+    lifecycle = api.app.state.runtime.get().services.lifecycle
+
+    done, _ = await interleave(
+        run, step, lambda: lifecycle.recover(TENANT, older_than_seconds=0), skip=skip
+    )
+
+    counts = done.counts
+    assert (counts.read, counts.written, counts.unchanged, counts.refused) == (5, 5, 0, 0)
+    for i in range(5):
+        person = (await api.ok(BY_USER, {"u": f"p{i}@example.com"}))["profileByUserId"]
+        assert person["properties"]["plan"] == "gold"
+        assert sorted(x["value"] for x in person["identities"]) == [
+            f"p{i}@example.com",
+            f"v-{i}",
+            f"w-{i}",
+        ]
+    await assert_invariants(api.db, TENANT)
+    before = await profiles_snapshot(api)
+    again = await run_import(api, FIVE)
+    assert (again["written"], again["unchanged"], again["refused"]) == (0, 5, 0), again
+    assert await profiles_snapshot(api) == before
+
+
+async def test_a_row_refused_after_its_bulk_birth_counts_as_written_and_says_so(
+    api: Api, tmp_path: Path
+) -> None:
+    await define(api)
+    run = await _run_file(api, tmp_path, b"userId,identity.WEB\r\nkim@example.com,v-1\r\n")
+
+    # The birth holds kim's userId key; before it claims v-1, v-1 is identified as someone
+    # else: the row cannot end on one profile, and its birth stays.
+    done, _ = await interleave(
+        run,
+        "import_claim_keys",
+        lambda: api.ok(IDENTIFY, identify_input("WEB", "v-1", "other@example.com")),
+    )
+
+    counts = done.counts
+    assert (counts.read, counts.written, counts.unchanged, counts.refused) == (1, 1, 0, 1)
+    kim = (await api.ok(BY_USER, {"u": "kim@example.com"}))["profileByUserId"]
+    assert kim is not None
+    [refusal] = (await finished(api, done.id))["refusedRows"]
+    assert refusal["code"] == "MERGE_CONFLICT"
+    assert "a change made meanwhile" in refusal["message"]
+    await assert_invariants(api.db, TENANT)
