@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -306,17 +307,8 @@ async def test_births_recovery_abandoned_mid_batch_are_given_back_and_their_rows
 ) -> None:
     await define(api)
     body = b"userId,identity.WEB,plan\r\nkim@example.com,v-1,gold\r\nlee@example.com,,silver\r\n"
-    path = tmp_path / "customers.csv"
-    path.write_bytes(body)
     runtime = api.app.state.runtime.get()
-    imports = runtime.imports
-    job = new_job(TENANT, ImportMode.FILL, ImportFormat.CSV, path, "admin", SystemClock(), "t")
-    await imports.jobs.create_job(job)
-
-    async def run() -> ImportJob:
-        with path.open("rb") as stream:
-            finished: ImportJob = await imports.runner.run(job, stream)
-        return finished
+    run = await prepared_run(api, tmp_path, body)
 
     # Recovery meets the pending births before their first keys are claimed: it gives them up.
     done, _ = await interleave(
@@ -342,7 +334,9 @@ async def test_import_job_reports_its_mode_and_format_as_enums(api: Api) -> None
 KIM_ROW = b"userId,identity.WEB,plan\r\nkim@example.com,v-1,gold\r\n"
 
 
-async def _run_file(api: Api, tmp_path: Path, body: bytes) -> Any:
+async def prepared_run(api: Api, tmp_path: Path, body: bytes) -> Callable[[], Awaitable[ImportJob]]:
+    """A job created for the file (not started), and how to run it in this process (so a test
+    can interleave it at one of its steps)."""
     path = tmp_path / "customers.csv"
     path.write_bytes(body)
     imports = api.app.state.runtime.get().imports
@@ -361,7 +355,7 @@ async def test_a_sender_a_bot_captures_while_the_birth_claims_its_keys_ends_on_t
     api: Api, tmp_path: Path
 ) -> None:
     await define(api)
-    run = await _run_file(api, tmp_path, KIM_ROW)
+    run = await prepared_run(api, tmp_path, KIM_ROW)
 
     # The births are inserted; before their keys are claimed a bot captures v-1: the birth
     # wins the userId key and loses v-1, so the row joins the bot's profile to Kim's.
@@ -386,7 +380,7 @@ async def test_a_user_id_an_identify_takes_while_the_birth_claims_it_joins_the_r
     api: Api, tmp_path: Path
 ) -> None:
     await define(api)
-    run = await _run_file(api, tmp_path, KIM_ROW)
+    run = await prepared_run(api, tmp_path, KIM_ROW)
 
     # Another sender is identified as kim@example.com before the birth claims that key: the
     # birth is discarded and the row goes to the profile that holds the userId.
@@ -447,7 +441,7 @@ async def test_recovery_cutting_into_bulk_births_leaves_every_row_whole_and_coun
     api: Api, tmp_path: Path, step: str, skip: int
 ) -> None:
     await define(api)
-    run = await _run_file(api, tmp_path, FIVE)
+    run = await prepared_run(api, tmp_path, FIVE)
     lifecycle = api.app.state.runtime.get().services.lifecycle
 
     done, _ = await interleave(
@@ -475,7 +469,7 @@ async def test_a_row_refused_after_its_bulk_birth_counts_as_written_and_says_so(
     api: Api, tmp_path: Path
 ) -> None:
     await define(api)
-    run = await _run_file(api, tmp_path, b"userId,identity.WEB\r\nkim@example.com,v-1\r\n")
+    run = await prepared_run(api, tmp_path, b"userId,identity.WEB\r\nkim@example.com,v-1\r\n")
 
     # The birth holds kim's userId key; before it claims v-1, v-1 is identified as someone
     # else: the row cannot end on one profile, and its birth stays.

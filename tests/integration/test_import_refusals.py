@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from domain.import_jobs import ImportJob
 from domain.import_rows import MAX_COLUMNS, MAX_LINE_BYTES, MAX_REFUSALS_PER_ROW, ImportFormat
 from domain.importing import ImportMode
 from server.app import SystemClock
@@ -19,7 +18,13 @@ from server.importer import new_job
 from tests.conftest import TENANT, Api, CommandCounter, running
 from tests.integration.interleave import interleave
 from tests.integration.queries import CAPTURE, capture_input
-from tests.integration.test_import import define, finished, profiles_snapshot, run_import
+from tests.integration.test_import import (
+    define,
+    finished,
+    prepared_run,
+    profiles_snapshot,
+    run_import,
+)
 
 BY_SENDER = """query I($s: String!) { profileByIdentity(channel: API, senderId: $s) {
   id userId tags } }"""
@@ -244,24 +249,16 @@ async def test_a_row_refused_after_a_concurrent_change_says_its_user_id_stays(
     created = await api.ok(CAPTURE, capture_input("API", "crm-1"))
     profile_id = created["captureProperties"]["profile"]["id"]
     await api.ok(ADD_TAGS, {"id": profile_id, "t": [f"t{i}" for i in range(99)]})
-    path = tmp_path / "customers.csv"
-    path.write_bytes(b"userId,identity.API,tags\r\nnew@example.com,crm-1,extra\r\n")
-    imports = api.app.state.runtime.get().imports
-    job = new_job(TENANT, ImportMode.FILL, ImportFormat.CSV, path, "admin", SystemClock(), "t")
-    await imports.jobs.create_job(job)
-
-    async def run() -> ImportJob:
-        with path.open("rb") as stream:
-            done: ImportJob = await imports.runner.run(job, stream)
-        return done
+    body = b"userId,identity.API,tags\r\nnew@example.com,crm-1,extra\r\n"
+    run = await prepared_run(api, tmp_path, body)
 
     # The row passes its checks (99 tags + 1); a tag added once its userId is given fills
     # the list before the row's own tag goes in.
-    await interleave(
+    done, _ = await interleave(
         run, "set_user_id", lambda: api.ok(ADD_TAGS, {"id": profile_id, "t": ["late"]})
     )
 
-    ended = await finished(api, job.id)
+    ended = await finished(api, done.id)
     # Refused part-way: it counts as refused and, since its userId was given, as written.
     assert counts(ended) == ("DONE", 1, 1, 0, 1), ended
     [refusal] = ended["refusedRows"]
